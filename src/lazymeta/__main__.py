@@ -1,0 +1,5 @@
+import sys
+
+from lazymeta.cli import main
+
+sys.exit(main())

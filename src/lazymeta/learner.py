@@ -1,0 +1,210 @@
+"""MetaLearner: meta-training steps over a meta-batch of classification tasks, and test-time adaptation."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lazymeta.algorithms import Algorithm, get_algorithm
+from lazymeta.data.base import ImageTransform
+from lazymeta.batchnorm import BN_MODES, forward_with_support_statistics
+from lazymeta.params import Params, functional, params_of
+from lazymeta.student import Student
+from lazymeta.teacher import LazyTeacher, Leap, Metric
+
+# How a lazy learner picks its leap when the task's validation labels are unknown (test time).
+TEST_LEAPS = ("mean", "holdout", "student")
+EMA_DECAY = 0.99
+
+
+class Task(NamedTuple):
+    """One meta-training task: D_tr for the student, D_val for the teacher and the outer loss."""
+
+    train_x: Tensor
+    train_y: Tensor
+    val_x: Tensor
+    val_y: Tensor
+
+
+class NonFiniteLossError(FloatingPointError):
+    def __init__(self, task: int, loss: float):
+        super().__init__(f"non-finite validation loss {loss} in task {task} of the meta-batch; "
+                         "lower the inner or meta learning rate")
+        self.task = task
+
+
+def classification_losses(forward: Callable[[Params, Tensor], Tensor], ways: int, train_x: Tensor,
+                          train_y: Tensor, val_x: Tensor, val_y: Tensor) -> tuple[Callable[[Params], Tensor], Metric]:
+    """The student's training loss and the (loss, accuracy) metric, on the first ``ways`` logits."""
+
+    def train_loss(p: Params) -> Tensor:
+        return F.cross_entropy(forward(p, train_x)[:, :ways], train_y)
+
+    def val_metric(p: Params) -> tuple[Tensor, Tensor]:
+        logits = forward(p, val_x)[:, :ways]
+        return F.cross_entropy(logits, val_y), (logits.argmax(-1) == val_y).float().mean()
+
+    return train_loss, val_metric
+
+
+@dataclass
+class TaskModel:
+    """A model adapted to one support set. ``predict`` returns labels in the support set's own label values."""
+
+    module: nn.Module
+    params: Params
+    classes: Tensor
+    support_x: Tensor
+
+    def logits(self, x: Tensor, bn: str = "transductive") -> Tensor:
+        if bn not in BN_MODES:
+            raise ValueError(f"bn must be one of {BN_MODES}, got {bn!r}")
+        x = x.to(self.support_x.device)
+        forward = functional(self.module)
+        with torch.no_grad():
+            if bn == "transductive":
+                out = forward(self.params, x)
+            else:
+                out = forward_with_support_statistics(self.module, forward, self.params, self.support_x, x)
+        return out[:, :len(self.classes)]
+
+    def predict(self, x: Tensor, bn: str = "transductive") -> Tensor:
+        return self.classes[self.logits(x, bn).argmax(-1)]
+
+
+class MetaLearner:
+    """A meta-model θ (an ordinary ``nn.Module``) trained by one of the algorithms of :mod:`lazymeta.algorithms`.
+
+    Args:
+        model: the backbone; its head size is the largest number of ways it can adapt to.
+        algorithm: ``maml``, ``fomaml``, ``reptile``, ``lazy-maml`` or ``lazy-reptile`` (or an Algorithm).
+        student: the inner loop used in meta-training.
+        teacher: the lazy teacher (lazy algorithms only).
+        meta_optimizer: updates θ; its gradient is the mean over the meta-batch of each task's contribution.
+        test_leap: for lazy algorithms, how the leap is chosen at test time when query labels are
+            unknown: ``mean`` (default: the running mean of the γ and α chosen in meta-training, so the
+            test-time model is the kind of leap θ was trained for), ``holdout`` (choose on one held-out
+            support example per class, then re-run the student on the whole support set; needs K > 1),
+            or ``student`` (the student's last checkpoint, as Reptile does).
+        test_steps: student steps at test time (default: the training k).
+    """
+
+    def __init__(self, model: nn.Module, algorithm: str | Algorithm, student: Student,
+                 teacher: LazyTeacher | None = None, meta_optimizer: torch.optim.Optimizer | None = None,
+                 test_leap: str = "mean", test_steps: int | None = None):
+        self.model = model
+        self.algorithm = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
+        if self.algorithm.lazy and teacher is None:
+            teacher = LazyTeacher()
+        if test_leap not in TEST_LEAPS:
+            raise ValueError(f"test_leap must be one of {TEST_LEAPS}, got {test_leap!r}")
+        self.student, self.teacher, self.test_leap = student, teacher, test_leap
+        self.test_steps = student.steps if test_steps is None else test_steps
+        self.optimizer = meta_optimizer or torch.optim.Adam(model.parameters(), lr=1e-3)
+        self.forward = functional(model)
+        self.ways = _head_size(model)
+        # Exponential moving average of the teacher's (γ, α) choices, bias-corrected by `leap_count`.
+        self.leap_ema = torch.zeros(1 + student.keep_last, dtype=torch.float64)
+        self.leap_count = 0
+        # How a user's PIL image becomes an input (set by lazymeta.load from the training data).
+        self.transform: ImageTransform | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def meta_step(self, tasks: Sequence[Task]) -> dict[str, float]:
+        """One outer update from a meta-batch; returns the mean validation loss/accuracy (and γ̂)."""
+        theta = params_of(self.model)
+        total = [torch.zeros_like(p) for p in theta.values()]
+        losses, accs, leaps = [], [], []
+        for task in tasks:
+            task = Task(*(t.to(self.device) for t in task))
+            train_loss, val_metric = classification_losses(self.forward, self.ways, *task)
+            adapted = self.algorithm.adapt(theta, self.student, self.teacher, train_loss, val_metric)
+            grads, (loss, acc) = self.algorithm.meta_gradient(theta, adapted, val_metric)
+            for t, g in zip(total, grads):
+                t.add_(g, alpha=1 / len(tasks))
+            losses.append(loss)
+            accs.append(acc)
+            if adapted.leap is not None:
+                leaps.append(adapted.leap)
+        losses_t = torch.stack(losses)
+        if not torch.isfinite(losses_t).all():
+            bad = int(torch.nonzero(~torch.isfinite(losses_t))[0])
+            raise NonFiniteLossError(bad, float(losses_t[bad]))
+        for p, g in zip(theta.values(), total):
+            p.grad = g
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        stats = {"loss": float(losses_t.mean()), "accuracy": float(torch.stack(accs).mean())}
+        if leaps:
+            stats["gamma"] = self._track_leaps(leaps)
+        return stats
+
+    def _track_leaps(self, leaps: list[Leap]) -> float:
+        for leap in leaps:
+            choice = torch.cat([leap.gamma.view(1), leap.alpha]).double().cpu()
+            self.leap_ema.mul_(EMA_DECAY).add_(choice, alpha=1 - EMA_DECAY)
+            self.leap_count += 1
+        return float(torch.stack([leap.gamma for leap in leaps]).mean())
+
+    def mean_leap(self) -> Leap:
+        """The bias-corrected running mean of the chosen γ and α (uniform α, γ = 0.9 before any step)."""
+        if self.leap_count == 0:
+            b = self.student.keep_last
+            gamma, alpha = torch.tensor(0.9), torch.full((b,), 1 / b)
+        else:
+            mean = self.leap_ema / (1 - EMA_DECAY ** self.leap_count)
+            gamma, alpha = mean[0].float(), (mean[1:] / mean[1:].sum()).float()
+        nan = torch.tensor(float("nan"))
+        return Leap(gamma.to(self.device), alpha.to(self.device), nan, nan)
+
+    def adapt(self, support_x: Tensor, support_y: Tensor) -> TaskModel:
+        """Adapt θ to a support set with any labels (at most the head size of distinct ones)."""
+        support_x = support_x.to(self.device)
+        classes, y = torch.unique(support_y.to(self.device), return_inverse=True)
+        if len(classes) > self.ways:
+            raise ValueError(f"the support set has {len(classes)} classes but the model's head has {self.ways}")
+        theta = {n: p.detach() for n, p in params_of(self.model).items()}
+        student = Student(self.test_steps, self.student.lr, self.student.keep_last)
+        train_loss, _ = classification_losses(self.forward, len(classes), support_x, y, support_x, y)
+        checkpoints = student.run(theta, train_loss)
+        params = checkpoints[-1]
+        if self.algorithm.lazy and self.test_leap != "student":
+            leap = self.mean_leap() if self.test_leap == "mean" else self._holdout_leap(theta, support_x, y)
+            params = self.teacher.leap(theta, checkpoints, leap)
+        return TaskModel(self.model, {n: p.detach() for n, p in params.items()}, classes, support_x)
+
+    def _holdout_leap(self, theta: Params, x: Tensor, y: Tensor) -> Leap:
+        """Choose (γ, α) by holding out the last support example of each class."""
+        ways = int(y.max()) + 1
+        last = torch.stack([torch.nonzero(y == c)[-1, 0] for c in range(ways)])
+        keep = torch.ones(len(y), dtype=torch.bool, device=y.device)
+        keep[last] = False
+        if not keep.any() or len(torch.unique(y[keep])) < ways:
+            raise ValueError("test_leap='holdout' needs at least 2 support examples per class")
+        student = Student(self.test_steps, self.student.lr, self.student.keep_last)
+        train_loss, val_metric = classification_losses(self.forward, ways, x[keep], y[keep], x[last], y[last])
+        return self.teacher.choose(theta, student.run(theta, train_loss), val_metric)
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "leap_ema": self.leap_ema.clone(), "leap_count": self.leap_count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.leap_ema.copy_(state["leap_ema"])
+        self.leap_count = int(state["leap_count"])
+
+
+def _head_size(model: nn.Module) -> int:
+    head = getattr(model, "head", None)
+    if not isinstance(head, nn.Linear):
+        raise ValueError("MetaLearner needs a model whose classifier is a Linear layer named `head`")
+    return head.out_features

@@ -1,0 +1,17 @@
+"""Backbones, built by name from a config."""
+from __future__ import annotations
+
+from torch import nn
+
+from lazymeta.models.conv4 import Conv4
+
+MODELS = {"conv4": Conv4}
+
+
+def build_model(name: str, *, in_channels: int, image_size: int, ways: int, hidden: int) -> nn.Module:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name](in_channels=in_channels, image_size=image_size, ways=ways, hidden=hidden)
+
+
+__all__ = ["Conv4", "MODELS", "build_model"]

@@ -1,0 +1,69 @@
+"""Functional parameters: a model's weights as a ``dict[str, Tensor]``, one verb per helper.
+
+Models stay ordinary ``nn.Module``s; every forward pass of a task model goes through
+:func:`torch.func.functional_call`, so a meta-learner can hold many parameter sets for one module.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+Params = dict[str, Tensor]
+
+
+def params_of(module: nn.Module) -> Params:
+    """The module's own parameters (the leaves a meta-optimizer updates)."""
+    return dict(module.named_parameters())
+
+
+def functional(module: nn.Module) -> Callable[[Params, Tensor], Tensor]:
+    """``f(params, x)``: the module's forward pass with the given parameters and its own buffers."""
+
+    def forward(params: Params, x: Tensor) -> Tensor:
+        return functional_call(module, params, (x,), strict=False)
+
+    return forward
+
+
+def detach(params: Params) -> Params:
+    return {name: p.detach() for name, p in params.items()}
+
+
+def clone(params: Params) -> Params:
+    return {name: p.detach().clone() for name, p in params.items()}
+
+
+def sub(a: Params, b: Params) -> Params:
+    return {name: a[name] - b[name] for name in a}
+
+
+def lerp(start: Params, end: Params, weight: float | Tensor) -> Params:
+    """``weight * start + (1 - weight) * end`` (the teacher's γ weighs the start point)."""
+    return {name: weight * start[name] + (1 - weight) * end[name] for name in start}
+
+
+def combine(params: Sequence[Params], weights: Sequence[float] | Tensor) -> Params:
+    """Convex (or any linear) combination ``Σ_j w_j params_j``."""
+    return {name: sum(w * p[name] for w, p in zip(weights, params)) for name in params[0]}
+
+
+def stack(params: Sequence[Params]) -> Params:
+    """Stack parameter sets along a new leading dimension (for ``vmap`` over candidates or tasks)."""
+    return {name: torch.stack([p[name] for p in params]) for name in params[0]}
+
+
+def flat(params: Params) -> Tensor:
+    """All parameters as one vector (for all-reduce, norms and finite-difference checks)."""
+    return torch.cat([p.reshape(-1) for p in params.values()])
+
+
+def unflat(vector: Tensor, like: Params) -> Params:
+    """Inverse of :func:`flat`, shaped like ``like``."""
+    out, offset = {}, 0
+    for name, p in like.items():
+        out[name] = vector[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return out

@@ -1,0 +1,62 @@
+"""Run-directory files, each written atomically (temp file + rename) so a kill never leaves half a file."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from lazymeta.params import Params
+
+CONFIG, STATE, MODEL, METRICS, RESULTS = "config.yaml", "state.pt", "model.safetensors", "metrics.jsonl", "results.json"
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temp file beside ``path`` then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def save_state(run_dir: Path, state: dict) -> None:
+    """Everything needed to resume: learner state, iteration, RNG state (plain containers and tensors)."""
+    atomic_write(run_dir / STATE, lambda tmp: torch.save(state, tmp))
+
+
+def load_state(run_dir: Path) -> dict:
+    path = run_dir / STATE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: {run_dir} has no checkpoint to resume from")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_model(run_dir: Path, weights: Params, metadata: dict) -> None:
+    """Meta-parameters as safetensors, with the JSON-encoded metadata needed to use them."""
+    tensors = {n: t.detach().cpu().contiguous() for n, t in weights.items()}
+    meta = {k: json.dumps(v) for k, v in metadata.items()}
+    atomic_write(run_dir / MODEL, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+
+def load_model(run_dir: Path) -> tuple[Params, dict]:
+    from safetensors import safe_open
+
+    path = run_dir / MODEL
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a lazymeta run directory?")
+    with safe_open(str(path), framework="pt") as f:
+        metadata = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+    return load_file(str(path)), metadata

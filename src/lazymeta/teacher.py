@@ -1,0 +1,110 @@
+"""The lazy teacher: one differentiable leap from the meta-parameters toward the student's checkpoints.
+
+``φ(θ) = γ θ + (1 - γ) Σ_j α_j φ_j`` with (γ, α) chosen on the task's validation data from a
+grid (γ in ``gammas``, α on the probability simplex with step ``alpha_step``). The checkpoints are
+constants, so ``dφ/dθ = γ I`` and the meta-gradient costs one backward pass whatever k is.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+from torch.func import vmap
+
+from lazymeta.params import Params, combine, lerp
+
+DEFAULT_GAMMAS = (0.75, 0.8, 0.85, 0.9, 0.95)
+
+# metric(params) -> (loss, accuracy) on the task's validation data, for one parameter set.
+Metric = Callable[[Params], tuple[Tensor, Tensor]]
+
+
+class Leap(NamedTuple):
+    """The teacher's choice for one task (0-d / 1-d tensors, so choosing needs no host sync)."""
+
+    gamma: Tensor
+    alpha: Tensor
+    loss: Tensor
+    accuracy: Tensor
+
+
+def simplex_grid(size: int, step: float) -> Tensor:
+    """All weight vectors of length ``size`` on the probability simplex with coordinates in multiples of ``step``."""
+    units = round(1 / step)
+    if abs(units * step - 1) > 1e-9:
+        raise ValueError(f"alpha_step must divide 1, got {step}")
+    rows = [c for c in itertools.product(range(units + 1), repeat=size - 1) if sum(c) <= units]
+    grid = torch.tensor([(*c, units - sum(c)) for c in rows], dtype=torch.float64)
+    return grid / units
+
+
+@dataclass(frozen=True)
+class LazyTeacher:
+    """Chooses and takes the leap.
+
+    Args:
+        gammas: the γ grid (default 0.75..0.95 step 0.05, as in the paper).
+        alpha_step: resolution of the simplex grid over the last b checkpoints (b > 1 only).
+        select: ``"loss"`` (lowest validation loss) or ``"accuracy"`` (highest validation
+            accuracy, ties broken by loss).
+        chunk: candidates scored per batched forward pass (bounds memory for large grids).
+    """
+
+    gammas: Sequence[float] = DEFAULT_GAMMAS
+    alpha_step: float = 0.05
+    select: str = "loss"
+    chunk: int = 128
+
+    def __post_init__(self) -> None:
+        if self.select not in ("loss", "accuracy"):
+            raise ValueError(f"select must be 'loss' or 'accuracy', got {self.select!r}")
+        if not self.gammas or not all(0 <= g <= 1 for g in self.gammas):
+            raise ValueError(f"gammas must be a non-empty list in [0, 1], got {list(self.gammas)}")
+
+    def candidates(self, b: int) -> tuple[Tensor, Tensor]:
+        """Every (γ, α) pair: gammas (C,) and alphas (C, b)."""
+        alphas = simplex_grid(b, self.alpha_step) if b > 1 else torch.ones(1, 1, dtype=torch.float64)
+        gammas = torch.tensor(list(self.gammas), dtype=torch.float64)
+        return gammas.repeat_interleave(len(alphas)), alphas.repeat(len(gammas), 1)
+
+    def choose(self, theta: Params, checkpoints: Sequence[Params], metric: Metric) -> Leap:
+        """Score every candidate leap on the validation data (batched with vmap) and keep the best."""
+        ref = next(iter(theta.values()))
+        gammas, alphas = (t.to(ref) for t in self.candidates(len(checkpoints)))
+        theta = {n: p.detach() for n, p in theta.items()}
+        stacked = {n: torch.stack([c[n].detach() for c in checkpoints]) for n in theta}
+        losses, accs = [], []
+        with torch.no_grad():
+            for lo in range(0, len(gammas), self.chunk):
+                g, a = gammas[lo:lo + self.chunk], alphas[lo:lo + self.chunk]
+                loss, acc = vmap(metric)(_candidate_params(theta, stacked, g, a))
+                losses.append(loss)
+                accs.append(acc)
+        loss, acc = torch.cat(losses), torch.cat(accs)
+        best = self._best(loss, acc)
+        return Leap(gammas[best], alphas[best], loss[best], acc[best])
+
+    def _best(self, loss: Tensor, acc: Tensor) -> Tensor:
+        if self.select == "loss":
+            return torch.argmin(loss)
+        return torch.argmin(torch.where(acc == acc.max(), loss, torch.inf))
+
+    @staticmethod
+    def leap(theta: Params, checkpoints: Sequence[Params], choice: Leap) -> Params:
+        """``γ θ + (1 - γ) Σ α_j φ_j``, differentiable in θ; the checkpoints are constants."""
+        hull = combine([{n: p.detach() for n, p in c.items()} for c in checkpoints], choice.alpha)
+        return lerp(theta, hull, choice.gamma)
+
+
+def _candidate_params(theta: Params, stacked: Params, gammas: Tensor, alphas: Tensor) -> Params:
+    """Candidate parameter sets with a leading candidate dimension: γ_c θ + (1-γ_c) Σ_j α_cj φ_j."""
+    out = {}
+    for name, p in theta.items():
+        hull = torch.tensordot(alphas, stacked[name], dims=1)
+        g = gammas.view(-1, *([1] * p.dim()))
+        out[name] = g * p + (1 - g) * hull
+    return out

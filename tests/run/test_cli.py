@@ -1,0 +1,70 @@
+"""End-to-end runs through the command line on the embedded glyphs dataset, at toy scale."""
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+import lazymeta
+from lazymeta.algorithms import ALGORITHMS
+from lazymeta.cli import main
+
+TOY = ["--set", "model.hidden=8", "--set", "eval_episodes=5", "--set", "checkpoint_every=2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("glyphs-root"))
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_every_algorithm_trains_and_evaluates_from_the_cli(algorithm, data_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--algorithm", algorithm, "--ways", "3", "--shots", "2", "--steps", "3", "--iterations", "3",
+            "--seed", "1", "--data-root", data_root, "--out", str(out), "--set", "algorithm.keep_last=2", *TOY]
+    assert main(args) == 0
+    assert "accuracy (transductive BN)" in capsys.readouterr().out
+    for name in ("config.yaml", "metrics.jsonl", "state.pt", "model.safetensors", "results.json"):
+        assert (out / name).exists(), name
+    assert main(["eval", str(out), "--episodes", "4", "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["episodes"] == 4 and report["ways"] == 3 and report["shots"] == 2
+    assert 0 <= report["accuracy"] <= 100 and report["ci95"] >= 0 and report["algorithm"] == algorithm
+    assert report["support"]["accuracy"] >= 0
+
+
+def test_loaded_learner_adapts_to_a_users_own_images(data_root, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--iterations", "2", "--steps", "2", "--data-root", data_root, "--out", str(out),
+                 "--no-eval", *TOY]) == 0
+    learner = lazymeta.load(out)
+    # a user's own support set: PIL images of any size, arbitrary label values, fewer ways than the head
+    images = [Image.new("L", (50, 40), color=255 - 80 * i) for i in range(3)]
+    support_x = torch.stack([learner.transform(im) for im in images])
+    assert support_x.shape == (3, 1, 28, 28)
+    task = learner.adapt(support_x, torch.tensor([7, 3, 9]))
+    predictions = task.predict(support_x)
+    assert set(predictions.tolist()) <= {3, 7, 9}
+    with pytest.raises(ValueError, match="head has 5"):
+        learner.adapt(torch.zeros(6, 1, 28, 28), torch.arange(6))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ways", "5000"], "fewer than ways=5000"),
+    (["--set", "algorithm.steps=many"], "algorithm: steps: expected int"),
+    (["--set", "algorithm.colour=red"], "unknown key 'colour'"),
+    (["--set", "optim.name=rmsprop"], "optim.name must be adam or sgd"),
+])
+def test_bad_configuration_is_a_clear_error(args, message, data_root, tmp_path, capsys):
+    assert main(["train", "--data-root", data_root, "--out", str(tmp_path / "r"), *args, *TOY]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_config_file_and_flags_compose(data_root, tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("algorithm:\n  name: fomaml\n  steps: 2\niterations: 1\nepisodes:\n  ways: 4\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--ways", "3", "--data-root", data_root, "--out", str(out),
+                 "--no-eval", *TOY]) == 0
+    resolved = (out / "config.yaml").read_text()
+    assert "name: fomaml" in resolved and "ways: 3" in resolved and "steps: 2" in resolved
