@@ -11,11 +11,8 @@ from lazymeta.data import ImageTransform, glyphs, load_split
 
 
 @pytest.fixture(scope="session")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data root whose 28 px glyphs cache is generated once for the whole session."""
-    root = tmp_path_factory.mktemp("data")
-    load_split("glyphs", "train", root=root)
-    return root
+def root(glyphs_root: Path) -> Path:
+    return glyphs_root
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ from lazymeta.cli import main
 TOY = ["--set", "model.hidden=8", "--set", "eval_episodes=5", "--set", "checkpoint_every=2", "--quiet"]
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("glyphs-root"))
+@pytest.fixture
+def data_root(glyphs_root):
+    return str(glyphs_root)
 
 
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))

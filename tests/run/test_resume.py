@@ -19,9 +19,9 @@ def toy_config(root, iterations=6):
         "log_every": 1, "episodes": {"ways": 3}, "algorithm": {"name": "lazy-maml", "steps": 3}}, "test")
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("glyphs-root")
+@pytest.fixture
+def data_root(glyphs_root):
+    return str(glyphs_root)
 
 
 def weights(run_dir):
