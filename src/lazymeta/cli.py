@@ -42,7 +42,7 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir")
     p.add_argument("--episodes", type=int, help="number of test episodes (default: the run's eval_episodes)")
     p.add_argument("--split", help="dataset split (default: the run's test split)")
-    p.add_argument("--test-leap", choices=("mean", "holdout", "student"), help="lazy algorithms: test-time leap")
+    p.add_argument("--test-leap", choices=("student", "mean", "holdout"), help="lazy algorithms: test-time leap")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -8,9 +8,17 @@ from lazymeta.data.base import ImageClasses, ImageTransform, data_root
 
 # name -> module; every module defines ``SPLITS`` and
 # ``load(split, root, download=False, image_size=None) -> ImageClasses``.
+# The four CIFAR modules are thin views of lazymeta.data.cifar; `lazymeta data list` shows them all.
 DATASETS = {
     "glyphs": "lazymeta.data.glyphs",
     "omniglot": "lazymeta.data.omniglot",
+    "miniimagenet": "lazymeta.data.miniimagenet",
+    "tieredimagenet": "lazymeta.data.tieredimagenet",
+    "cifar-fs": "lazymeta.data.cifar_fs",
+    "fc100": "lazymeta.data.fc100",
+    "cifar10": "lazymeta.data.cifar10",
+    "cifar100": "lazymeta.data.cifar100",
+    "mnist": "lazymeta.data.mnist",
 }
 
 

@@ -58,7 +58,7 @@ class AlgorithmConfig:
     alpha_step: float = 0.05
     select: str = "loss"  # or "accuracy"
     test_steps: int | None = None  # default: steps
-    test_leap: str = "mean"  # lazy algorithms only: mean | holdout | student
+    test_leap: str = "student"  # lazy algorithms only: student | mean | holdout
 
 
 @dataclass
