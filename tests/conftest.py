@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import zipfile
 from pathlib import Path
 
@@ -16,16 +15,7 @@ from PIL import Image
 # at barriers for a core another process holds.
 torch.set_num_threads(1)
 
-SHARED_DATA = Path(os.environ.get("LAZYMETA_SHARED_DATA")
-                   or Path(__file__).resolve().parents[1].parent / "shared" / "data")
-
-
-def require_shared(relative_path: str) -> Path:
-    """Path of a file in the shared data; skips the test, naming the path, when it is absent."""
-    path = SHARED_DATA / relative_path
-    if not path.exists():
-        pytest.skip(f"needs the real data file {path} (set LAZYMETA_SHARED_DATA to the shared/data folder)")
-    return path
+from shared_data import SHARED_DATA, require_shared  # noqa: F401  (re-exported for fixtures)
 
 
 @pytest.fixture(scope="session")

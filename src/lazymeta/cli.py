@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from lazymeta.algorithms import ALGORITHMS
-from lazymeta.data import DATASETS
+from lazymeta.data import DATASETS, catalog
 from lazymeta.run.config import ConfigError, RunConfig, dotted, load_yaml, update
 
 # flag -> dotted config key; a flag given on the command line overrides --config and --set
@@ -52,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _eval_parser(sub)
+    catalog.add_parser(sub)
     sub.add_parser("config", help="print the default configuration as YAML")
     return p
 
@@ -78,6 +79,7 @@ def format_report(r: dict) -> str:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from lazymeta.run.distributed import join
     from lazymeta.run.train import evaluate_run, train
 
     if args.resume:
@@ -90,6 +92,8 @@ def _train(args: argparse.Namespace) -> None:
         run_dir = Path(args.out or f"runs/{config.data.dataset}-{config.algorithm.name}-"
                                    f"{config.episodes.ways}w{config.episodes.shots}s-s{config.seed}")
     train(config, run_dir, resume=bool(args.resume), progress=not args.quiet)
+    if not join().main:  # under torchrun, rank 0 reports
+        return
     print(f"run directory: {run_dir}")
     if not args.no_eval:
         print(format_report(evaluate_run(run_dir, args.episodes, progress=not args.quiet)))
@@ -104,6 +108,8 @@ def _eval(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "data":
+        return catalog.run(args)
     try:
         if args.command == "train":
             _train(args)

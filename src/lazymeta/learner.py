@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lazymeta.algorithms import Algorithm, get_algorithm
-from lazymeta.data.base import ImageTransform
 from lazymeta.batchnorm import BN_MODES, forward_with_support_statistics
-from lazymeta.params import Params, functional, params_of
+from lazymeta.params import Params, functional, params_of, unflat
 from lazymeta.student import Student
 from lazymeta.teacher import LazyTeacher, Leap, Metric
 
@@ -31,9 +31,9 @@ class Task(NamedTuple):
 
 
 class NonFiniteLossError(FloatingPointError):
-    def __init__(self, task: int, loss: float):
-        super().__init__(f"non-finite validation loss {loss} in task {task} of the meta-batch; "
-                         "lower the inner or meta learning rate")
+    def __init__(self, task: int | None, loss: float):
+        where = f"in task {task} of the meta-batch" if task is not None else "in another rank's task"
+        super().__init__(f"non-finite validation loss {loss} {where}; lower the inner or meta learning rate")
         self.task = task
 
 
@@ -112,47 +112,57 @@ class MetaLearner:
         self.leap_ema = torch.zeros(1 + student.keep_last, dtype=torch.float64)
         self.leap_count = 0
         # How a user's PIL image becomes an input (set by lazymeta.load from the training data).
-        self.transform: ImageTransform | None = None
+        self.transform: Callable[[Any], Tensor] | None = None
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     def meta_step(self, tasks: Sequence[Task]) -> dict[str, float]:
-        """One outer update from a meta-batch; returns the mean validation loss/accuracy (and γ̂)."""
+        """One outer update from a meta-batch; returns the mean validation loss/accuracy (and γ̂).
+
+        Under ``torch.distributed`` each rank passes its share of the meta-batch; one all-reduce of a
+        flat vector (gradient sums, metric sums, task count) makes the update identical on every rank.
+        """
         theta = params_of(self.model)
-        total = [torch.zeros_like(p) for p in theta.values()]
+        sums = [torch.zeros_like(p) for p in theta.values()]
         losses, accs, leaps = [], [], []
         for task in tasks:
             task = Task(*(t.to(self.device) for t in task))
             train_loss, val_metric = classification_losses(self.forward, self.ways, *task)
             adapted = self.algorithm.adapt(theta, self.student, self.teacher, train_loss, val_metric)
             grads, (loss, acc) = self.algorithm.meta_gradient(theta, adapted, val_metric)
-            for t, g in zip(total, grads):
-                t.add_(g, alpha=1 / len(tasks))
+            for s, g in zip(sums, grads):
+                s.add_(g)
             losses.append(loss)
             accs.append(acc)
             if adapted.leap is not None:
-                leaps.append(adapted.leap)
+                leaps.append(torch.cat([adapted.leap.gamma.view(1), adapted.leap.alpha]))
         losses_t = torch.stack(losses)
-        if not torch.isfinite(losses_t).all():
-            bad = int(torch.nonzero(~torch.isfinite(losses_t))[0])
-            raise NonFiniteLossError(bad, float(losses_t[bad]))
-        for p, g in zip(theta.values(), total):
-            p.grad = g
+        finite = torch.isfinite(losses_t)
+        choices = torch.stack(leaps).sum(0) if leaps else losses_t.new_zeros(0)
+        metrics = torch.cat([torch.stack([losses_t.nan_to_num().sum(), torch.stack(accs).sum(),
+                                          (~finite).sum().to(losses_t), losses_t.new_tensor(len(tasks))]), choices])
+        total = _all_reduce(torch.cat([*(s.reshape(-1) for s in sums), metrics.to(sums[0])]))
+        grads, metrics = total[:-len(metrics)], total[-len(metrics):]
+        loss, acc, bad, count = metrics[:4].tolist()
+        if bad:
+            index = None if finite.all() else int(torch.nonzero(~finite)[0])
+            raise NonFiniteLossError(index, float("nan") if index is None else float(losses_t[index]))
+        for p, g in zip(theta.values(), unflat(grads / count, theta).values()):
+            p.grad = g.clone()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        stats = {"loss": float(losses_t.mean()), "accuracy": float(torch.stack(accs).mean())}
+        stats = {"loss": loss / count, "accuracy": acc / count}
         if leaps:
-            stats["gamma"] = self._track_leaps(leaps)
+            stats["gamma"] = self._track_leaps(metrics[4:].double().cpu() / count)
         return stats
 
-    def _track_leaps(self, leaps: list[Leap]) -> float:
-        for leap in leaps:
-            choice = torch.cat([leap.gamma.view(1), leap.alpha]).double().cpu()
-            self.leap_ema.mul_(EMA_DECAY).add_(choice, alpha=1 - EMA_DECAY)
-            self.leap_count += 1
-        return float(torch.stack([leap.gamma for leap in leaps]).mean())
+    def _track_leaps(self, mean_choice: Tensor) -> float:
+        """Update the moving average of (γ, α) with the meta-batch's mean choice; return its γ."""
+        self.leap_ema.mul_(EMA_DECAY).add_(mean_choice, alpha=1 - EMA_DECAY)
+        self.leap_count += 1
+        return float(mean_choice[0])
 
     def mean_leap(self) -> Leap:
         """The bias-corrected running mean of the chosen γ and α (uniform α, γ = 0.9 before any step)."""
@@ -202,6 +212,13 @@ class MetaLearner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.leap_ema.copy_(state["leap_ema"])
         self.leap_count = int(state["leap_count"])
+
+
+def _all_reduce(vector: Tensor) -> Tensor:
+    """Sum over ranks when running under torch.distributed (each rank holds its tasks' sums)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(vector)
+    return vector
 
 
 def _head_size(model: nn.Module) -> int:

@@ -18,7 +18,13 @@ import numpy as np
 import pytest
 
 from lazymeta.data import download
-from lazymeta.data.download import DatasetError, Remote, atomic_save_npz, ensure_file, ensure_files
+from lazymeta.data.download import (
+    DatasetError,
+    Remote,
+    atomic_save_npz,
+    ensure_file,
+    ensure_files,
+)
 
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

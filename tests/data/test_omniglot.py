@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from shared_data import require_shared
 
-from conftest import require_shared
 from lazymeta.data import download, load_split, omniglot
 from lazymeta.data.base import ImageTransform
 from lazymeta.data.download import DatasetError, Remote

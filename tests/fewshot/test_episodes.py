@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lazymeta.data.base import ImageClasses, ImageTransform
 from lazymeta.fewshot.episodes import EpisodeSampler

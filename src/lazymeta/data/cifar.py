@@ -14,8 +14,20 @@ from pathlib import Path
 import numpy as np
 
 from lazymeta.data.base import ImageClasses, ImageTransform
-from lazymeta.data.download import DatasetError, Remote, ensure_file, ensure_files, safe_extract_tar
-from lazymeta.data.formats import ImageAllocator, cached_split, entry, load_pickle, resolve_size
+from lazymeta.data.download import (
+    DatasetError,
+    Remote,
+    ensure_file,
+    ensure_files,
+    safe_extract_tar,
+)
+from lazymeta.data.formats import (
+    ImageAllocator,
+    cached_split,
+    entry,
+    load_pickle,
+    resolve_size,
+)
 
 NATIVE_SIZE = 32
 _PIXELS = 3 * NATIVE_SIZE * NATIVE_SIZE
@@ -43,7 +55,8 @@ class CifarSet:
 
 CIFAR10 = CifarSet(
     name="cifar10",
-    archive=Remote("cifar-10-python.tar.gz", (_URL + "cifar-10-python.tar.gz",), md5="c58f30108f718f92721af3b95e74349a"),
+    archive=Remote("cifar-10-python.tar.gz", (_URL + "cifar-10-python.tar.gz",),
+                   md5="c58f30108f718f92721af3b95e74349a"),
     folder="cifar-10-batches-py",
     members={"train": (("data_batch_1", "c99cafc152244af753f735de768cd75f"),
                        ("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),

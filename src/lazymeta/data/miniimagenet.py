@@ -20,7 +20,15 @@ from PIL import Image
 
 from lazymeta.data.base import ImageClasses, ImageTransform
 from lazymeta.data.download import DatasetError
-from lazymeta.data.formats import ImageAllocator, cached_split, decode_image, entry, load_pickle, resolve_size, to_chw
+from lazymeta.data.formats import (
+    ImageAllocator,
+    cached_split,
+    decode_image,
+    entry,
+    load_pickle,
+    resolve_size,
+    to_chw,
+)
 
 SPLITS = ("train", "val", "test")
 NATIVE_SIZE = 84

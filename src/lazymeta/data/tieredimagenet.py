@@ -16,7 +16,14 @@ import numpy as np
 
 from lazymeta.data.base import ImageClasses, ImageTransform
 from lazymeta.data.download import DatasetError
-from lazymeta.data.formats import ImageAllocator, cached_split, decode_image, entry, load_pickle, resolve_size
+from lazymeta.data.formats import (
+    ImageAllocator,
+    cached_split,
+    decode_image,
+    entry,
+    load_pickle,
+    resolve_size,
+)
 
 SPLITS = ("train", "val", "test")
 NATIVE_SIZE = 84

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from torch import Tensor
 import torch
+from torch import Tensor
 
 from lazymeta.data.base import ImageClasses
 

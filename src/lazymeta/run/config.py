@@ -25,7 +25,7 @@ class DataConfig:
     dataset: str = "glyphs"
     root: str | None = None  # else $LAZYMETA_DATA, else ~/.cache/lazymeta
     download: bool = False
-    image_size: int = 28
+    image_size: int | None = None  # null: the dataset's standard size (28 for glyphs and Omniglot, 84 for MiniImageNet)
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"

@@ -6,6 +6,7 @@ Meta-batch t is a pure function of (seed, t), so a resumed run repeats an uninte
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import random
@@ -25,6 +26,7 @@ from lazymeta.learner import MetaLearner, NonFiniteLossError, Task
 from lazymeta.models import build_model
 from lazymeta.run import checkpoint as ckpt
 from lazymeta.run.config import RunConfig, resolve, update
+from lazymeta.run.distributed import World, join, my_share
 from lazymeta.student import Student
 from lazymeta.teacher import LazyTeacher
 
@@ -67,8 +69,8 @@ def build_learner(config: RunConfig, transform: ImageTransform, device: torch.de
     return learner
 
 
-def _meta_batch(sampler: EpisodeSampler, iteration: int, size: int) -> list[Task]:
-    return [Task(*sampler.episode(TRAIN_STREAM, iteration, j)[:4]) for j in range(size)]
+def _meta_batch(sampler: EpisodeSampler, iteration: int, tasks: range) -> list[Task]:
+    return [Task(*sampler.episode(TRAIN_STREAM, iteration, j)[:4]) for j in tasks]
 
 
 def _environment() -> dict:
@@ -97,6 +99,10 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     """Meta-train into ``run_dir`` (resuming from its checkpoint if ``resume``), then return the learner."""
     run_dir = Path(run_dir)
     config = resolve(config)
+    world = join()
+    if config.optim.meta_batch % world.size:
+        raise TrainingError(f"optim.meta_batch={config.optim.meta_batch} must be a multiple of the "
+                            f"{world.size} processes")
     seed_everything(config.seed)
     device = pick_device(config.device)
     sampler = build_sampler(config, config.data.train_split, queries=0, seed=config.seed)
@@ -107,31 +113,35 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
         learner.load_state_dict(state["learner"])
         torch.set_rng_state(state["torch_rng"])
         start = int(state["iteration"])
-        _truncate_metrics(run_dir / ckpt.METRICS, start)
-    else:
-        if (run_dir / ckpt.STATE).exists():
-            raise TrainingError(f"{run_dir} already holds a run; resume it with --resume or choose another --out")
+        if world.main:
+            _truncate_metrics(run_dir / ckpt.METRICS, start)
+    elif (run_dir / ckpt.STATE).exists():
+        raise TrainingError(f"{run_dir} already holds a run; resume it with --resume or choose another --out")
+    if world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.write_text(run_dir / ckpt.CONFIG, yaml.safe_dump(config.to_dict(), sort_keys=False))
-    _loop(config, run_dir, learner, sampler, start, progress)
+        ckpt.write_text(run_dir / ckpt.CONFIG, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    _loop(config, run_dir, learner, sampler, start, progress and world.main, world)
     return learner
 
 
 def _loop(config: RunConfig, run_dir: Path, learner: MetaLearner, sampler: EpisodeSampler, start: int,
-          progress: bool) -> None:
+          progress: bool, world: World) -> None:
     o = config.optim
+    tasks = my_share(world, o.meta_batch)
     bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations, desc="meta-train",
                disable=None if progress else True)
-    with open(run_dir / ckpt.METRICS, "a") as log:
+    with open(run_dir / ckpt.METRICS, "a") if world.main else contextlib.nullcontext() as log:
         for t in bar:
             lr = o.lr + (o.lr_final - o.lr) * t / max(config.iterations, 1)
             for group in learner.optimizer.param_groups:
                 group["lr"] = lr
             began = time.perf_counter()
             try:
-                stats = learner.meta_step(_meta_batch(sampler, t, o.meta_batch))
+                stats = learner.meta_step(_meta_batch(sampler, t, tasks))
             except NonFiniteLossError as err:
                 raise TrainingError(f"iteration {t + 1}: {err}") from err
+            if not world.main:
+                continue
             if (t + 1) % config.log_every == 0 or t + 1 == config.iterations:
                 record = {"iteration": t + 1, **stats, "lr": lr, "seconds": time.perf_counter() - began}
                 log.write(json.dumps(record) + "\n")
@@ -139,7 +149,7 @@ def _loop(config: RunConfig, run_dir: Path, learner: MetaLearner, sampler: Episo
                 bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()})
             if (t + 1) % config.checkpoint_every == 0 or t + 1 == config.iterations:
                 _save(run_dir, learner, t + 1, config)
-    if config.iterations == 0 or start == config.iterations:
+    if world.main and (config.iterations == 0 or start == config.iterations):
         _save(run_dir, learner, config.iterations, config)
 
 
