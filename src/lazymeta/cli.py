@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from lazymeta.algorithms import ALGORITHMS
+from lazymeta.attack import cli as attack_cli
 from lazymeta.data import DATASETS, catalog
 from lazymeta.run.config import ConfigError, RunConfig, dotted, load_yaml, update
 
@@ -48,11 +49,13 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lazymeta", description=__doc__)
+    p = argparse.ArgumentParser(prog="lazymeta", description="Long-horizon gradient-based meta-learning: "
+                                "few-shot training and evaluation, datasets, meta-attacks.")
     sub = p.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _eval_parser(sub)
     catalog.add_parser(sub)
+    attack_cli.add_parser(sub)
     sub.add_parser("config", help="print the default configuration as YAML")
     return p
 
@@ -110,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "data":
         return catalog.run(args)
+    if args.command == "attack":
+        return attack_cli.run(args)
     try:
         if args.command == "train":
             _train(args)

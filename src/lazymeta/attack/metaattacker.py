@@ -1,0 +1,173 @@
+"""Meta-training of the meta-attacker: one task = one white-box model's set of gradient maps.
+
+The inner loop, tie and outer rule all come from :mod:`lazymeta.algorithms`: ``reptile`` with an
+inner Adam (the reference of Du et al. 2020) or the plain-SGD :class:`~lazymeta.student.Student`,
+and ``lazy-reptile`` / ``lazy-maml`` with the :class:`~lazymeta.teacher.LazyTeacher` choosing the
+leap on the task's query MSE. A task's training loss is the MSE on its support images, its
+validation metric the MSE on its query images.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.func import vmap
+from tqdm import tqdm
+
+from lazymeta.algorithms import get_algorithm
+from lazymeta.params import Params, functional, params_of
+from lazymeta.student import Student
+from lazymeta.teacher import DEFAULT_GAMMAS, LazyTeacher, Metric
+
+Forward = Callable[[Params, Tensor], Tensor]
+
+
+def per_image(forward: Forward) -> Forward:
+    """``forward`` applied to each image alone, so batch norm sees one image as at attack time."""
+    return lambda params, x: vmap(lambda xi: forward(params, xi[None])[0])(x)
+
+
+def attacker_forward(model: nn.Module) -> Forward:
+    """The meta-attacker as ``f(params, images) -> gradient maps``, each image normalised on its own."""
+    return per_image(functional(model))
+
+
+class GradientTask(NamedTuple):
+    """One white-box model's images and their std-normalised gradient maps."""
+
+    images: Tensor
+    grads: Tensor
+
+    def split(self, support: int, query: int, generator: torch.Generator) -> tuple[Tensor, ...]:
+        """Disjoint random (support images, support maps, query images, query maps)."""
+        idx = torch.randperm(len(self.images), generator=generator)[:support + query]
+        s, q = idx[:support], idx[support:]
+        return self.images[s], self.grads[s], self.images[q], self.grads[q]
+
+
+def regression_losses(forward: Forward, sx: Tensor, sg: Tensor, qx: Tensor,
+                      qg: Tensor) -> tuple[Callable[[Params], Tensor], Metric]:
+    """Support MSE for the student, (query MSE, -query MSE) for the teacher and the outer loss."""
+
+    def train_loss(p: Params) -> Tensor:
+        return (forward(p, sx) - sg).pow(2).mean()
+
+    def val_metric(p: Params) -> tuple[Tensor, Tensor]:
+        mse = (forward(p, qx) - qg).pow(2).mean()
+        return mse, -mse
+
+    return train_loss, val_metric
+
+
+@dataclass(frozen=True)
+class AdamStudent:
+    """The reference inner loop: ``steps`` Adam steps (Kingma and Ba 2015), same interface as Student."""
+
+    steps: int = 5
+    lr: float = 0.01
+    keep_last: int = 1
+    create_graph: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.create_graph:
+            raise ValueError("AdamStudent is first-order only: use it with reptile, fomaml or the lazy algorithms")
+
+    def run(self, start: Params, loss_fn: Callable[[Params], Tensor]) -> list[Params]:
+        phi = {n: p.detach() for n, p in start.items()}
+        m = {n: torch.zeros_like(p) for n, p in phi.items()}
+        v = {n: torch.zeros_like(p) for n, p in phi.items()}
+        kept = [phi]
+        (b1, b2) = self.betas
+        for t in range(1, self.steps + 1):
+            with torch.enable_grad():
+                phi = {n: p.requires_grad_(True) for n, p in phi.items()}
+                grads = dict(zip(phi, torch.autograd.grad(loss_fn(phi), list(phi.values()))))
+            with torch.no_grad():
+                for n, g in grads.items():
+                    m[n] = b1 * m[n] + (1 - b1) * g
+                    v[n] = b2 * v[n] + (1 - b2) * g * g
+                phi = {n: p - self.lr * (m[n] / (1 - b1 ** t)) / ((v[n] / (1 - b2 ** t)).sqrt() + self.eps)
+                       for n, p in phi.items()}
+            kept = (kept + [phi])[-self.keep_last:]
+        return kept
+
+
+@dataclass
+class MetaTrainSettings:
+    """How one meta-attacker is meta-trained (defaults: the reference Reptile with inner Adam)."""
+
+    algorithm: str = "reptile"  # reptile | fomaml | lazy-reptile | lazy-maml
+    inner: str = "adam"  # adam (reference) | sgd (the Student)
+    steps: int = 5
+    inner_lr: float = 0.01
+    keep_last: int = 1  # b, lazy algorithms only
+    gammas: list[float] = field(default_factory=lambda: list(DEFAULT_GAMMAS))
+    meta_optimizer: str = "sgd"  # sgd: θ ← θ - meta_lr · mean(θ - φ) under the reptile rule
+    meta_lr: float = 1.0
+    iterations: int = 200
+    support: int = 25
+    query: int = 25
+
+
+def _student(s: MetaTrainSettings) -> Student | AdamStudent:
+    if s.inner == "adam":
+        return AdamStudent(s.steps, s.inner_lr, s.keep_last)
+    if s.inner == "sgd":
+        return Student(s.steps, s.inner_lr, s.keep_last)
+    raise ValueError(f"inner must be adam or sgd, got {s.inner!r}")
+
+
+def _optimizer(s: MetaTrainSettings, model: nn.Module) -> torch.optim.Optimizer:
+    if s.meta_optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=s.meta_lr)
+    if s.meta_optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=s.meta_lr)
+    raise ValueError(f"meta_optimizer must be sgd or adam, got {s.meta_optimizer!r}")
+
+
+def meta_train(model: nn.Module, tasks: Sequence[GradientTask], settings: MetaTrainSettings,
+               generator: torch.Generator, progress: bool = False) -> list[dict[str, float]]:
+    """Meta-train ``model`` in place: each iteration adapts to every task once and takes one outer step.
+
+    Returns per-iteration statistics: the mean query MSE of the task models (and γ̂ for lazy runs).
+    """
+    algorithm = get_algorithm(settings.algorithm)
+    student = _student(settings)
+    teacher = LazyTeacher(gammas=settings.gammas) if algorithm.lazy else None
+    optimizer = _optimizer(settings, model)
+    forward = attacker_forward(model)
+    history = []
+    for _ in tqdm(range(settings.iterations), desc=f"meta-train {settings.algorithm}", disable=not progress):
+        theta = params_of(model)
+        total = [torch.zeros_like(p) for p in theta.values()]
+        losses, gammas = [], []
+        for task in tasks:
+            train_loss, val_metric = regression_losses(forward, *task.split(settings.support, settings.query, generator))
+            adapted = algorithm.adapt(theta, student, teacher, train_loss, val_metric)
+            grads, (loss, _) = algorithm.meta_gradient(theta, adapted, val_metric)
+            for t, g in zip(total, grads):
+                t.add_(g, alpha=1 / len(tasks))
+            losses.append(float(loss))
+            if adapted.leap is not None:
+                gammas.append(float(adapted.leap.gamma))
+        for p, g in zip(theta.values(), total):
+            p.grad = g
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        history.append({"query_mse": sum(losses) / len(losses), **({"gamma": sum(gammas) / len(gammas)} if gammas else {})})
+    return history
+
+
+def prediction_mse(model: nn.Module, task: GradientTask, batch: int = 500) -> float:
+    """MSE of the (unadapted) meta-attacker's maps against a task's true maps."""
+    forward = attacker_forward(model)
+    theta = {n: p.detach() for n, p in params_of(model).items()}
+    with torch.no_grad():
+        total = sum(float((forward(theta, task.images[lo:lo + batch]) - task.grads[lo:lo + batch]).pow(2).sum())
+                    for lo in range(0, len(task.images), batch))
+    return total / task.grads.numel()
