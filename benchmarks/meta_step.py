@@ -1,0 +1,202 @@
+"""Time and memory of one meta-iteration against the horizon k, for every lazymeta algorithm and, when
+installed, learn2learn's and higher's MAML on the same workload.
+
+Workload (the one of shared/anchors/performance.md): Omniglot-shaped Conv4 (64 filters, 1x28x28),
+5-way 1-shot, 15 query images per class as D_val, meta-batch 4, inner SGD lr 0.4, Adam 1e-3, random
+images with balanced labels (timing does not depend on pixel values).
+
+    python benchmarks/meta_step.py                       # k in 1 5 10 20 50 100, table + plot
+    python benchmarks/meta_step.py --ks 1 10 20 --repeats 7 --plot docs/bench_k.png
+
+Reported per (implementation, k): median milliseconds per meta-iteration over ``--repeats`` timed
+iterations (after 2 warm-up ones), iterations per second, the peak of torch's allocator during one
+extra iteration above what was live before it (from torch.profiler memory events), and achieved
+GFLOP/s (convolutions and matmuls counted by FlopCounterMode). Implementations are interleaved
+across repeats so that machine noise hits all of them alike. Check `uptime` first: on a shared
+2-core machine another process can slow a 2-thread torch run by 10-100x.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from lazymeta import MetaLearner, Student, Task
+from lazymeta.algorithms import ALGORITHMS
+from lazymeta.models import Conv4
+
+WAYS, SHOTS, QUERIES, META_BATCH, INNER_LR = 5, 1, 15, 4, 0.4
+SECOND_ORDER_MAX_K = 20  # second-order MAML beyond this takes minutes per iteration on a CPU
+
+
+def tasks(device: torch.device, seed: int = 0) -> list[Task]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(META_BATCH):
+        xs, xq = torch.randn(WAYS * SHOTS, 1, 28, 28, generator=g), torch.randn(WAYS * QUERIES, 1, 28, 28, generator=g)
+        ys, yq = torch.arange(WAYS).repeat_interleave(SHOTS), torch.arange(WAYS).repeat_interleave(QUERIES)
+        out.append(Task(xs.to(device), ys.to(device), xq.to(device), yq.to(device)))
+    return out
+
+
+def ours(name: str, k: int, device: torch.device) -> Callable[[list[Task]], object]:
+    model = Conv4(1, 28, WAYS, 64).to(device)
+    learner = MetaLearner(model, name, Student(k, INNER_LR), meta_optimizer=torch.optim.Adam(model.parameters(), 1e-3))
+    return learner.meta_step
+
+
+def learn2learn_maml(first_order: bool, k: int, device: torch.device) -> Callable[[list[Task]], object]:
+    from learn2learn.algorithms import MAML
+
+    model = Conv4(1, 28, WAYS, 64).to(device)
+    maml = MAML(model, lr=INNER_LR, first_order=first_order)
+    opt = torch.optim.Adam(maml.parameters(), 1e-3)
+
+    def step(batch: list[Task]) -> None:
+        opt.zero_grad()
+        for t in batch:
+            learner = maml.clone()
+            for _ in range(k):
+                learner.adapt(F.cross_entropy(learner(t.train_x), t.train_y))
+            (F.cross_entropy(learner(t.val_x), t.val_y) / len(batch)).backward()
+        opt.step()
+
+    return step
+
+
+def higher_maml(k: int, device: torch.device) -> Callable[[list[Task]], object]:
+    import higher
+
+    model = Conv4(1, 28, WAYS, 64).to(device)
+    opt, inner = torch.optim.Adam(model.parameters(), 1e-3), torch.optim.SGD(model.parameters(), lr=INNER_LR)
+
+    def step(batch: list[Task]) -> None:
+        opt.zero_grad()
+        for t in batch:
+            with higher.innerloop_ctx(model, inner, copy_initial_weights=False) as (fmodel, diffopt):
+                for _ in range(k):
+                    diffopt.step(F.cross_entropy(fmodel(t.train_x), t.train_y))
+                (F.cross_entropy(fmodel(t.val_x), t.val_y) / len(batch)).backward()
+        opt.step()
+
+    return step
+
+
+def implementations(k: int, device: torch.device) -> dict[str, Callable[[], Callable]]:
+    impls = {f"lazymeta {name}": (lambda name=name: ours(name, k, device)) for name in ALGORITHMS
+             if name != "maml" or k <= SECOND_ORDER_MAX_K}
+    try:
+        import learn2learn.algorithms  # noqa: F401
+        if k <= SECOND_ORDER_MAX_K:
+            impls["learn2learn MAML"] = lambda: learn2learn_maml(False, k, device)
+        impls["learn2learn FOMAML"] = lambda: learn2learn_maml(True, k, device)
+    except ImportError:
+        pass
+    try:
+        import higher  # noqa: F401
+        if k <= SECOND_ORDER_MAX_K:
+            impls["higher MAML"] = lambda: higher_maml(k, device)
+    except ImportError:
+        pass
+    return impls
+
+
+def allocator_peak_mb(step: Callable, batch: list[Task]) -> float:
+    """Peak of allocations minus frees during one step, from the profiler's memory events."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step(batch)
+    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+                    key=lambda e: e.start_ns())
+    current = peak = 0
+    for e in events:
+        current += e.nbytes()
+        peak = max(peak, current)
+    return peak / 2 ** 20
+
+
+def flops(step: Callable, batch: list[Task]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(batch)
+    return counter.get_total_flops()
+
+
+def measure(ks: list[int], repeats: int, device: torch.device) -> list[dict]:
+    batch, rows = tasks(device), []
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for k in ks:
+        steps = {name: make() for name, make in implementations(k, device).items()}
+        times: dict[str, list[float]] = {name: [] for name in steps}
+        for step in steps.values():  # warm-up
+            step(batch)
+            step(batch)
+        for _ in range(repeats):
+            for name, step in steps.items():
+                sync()
+                began = time.perf_counter()
+                step(batch)
+                sync()
+                times[name].append(time.perf_counter() - began)
+        for name, step in steps.items():
+            median = statistics.median(times[name])
+            memory = allocator_peak_mb(step, batch) if device.type == "cpu" else float("nan")
+            rows.append({"impl": name, "k": k, "ms": 1000 * median, "it_s": 1 / median, "peak_mb": memory,
+                         "gflops": flops(step, batch) / median / 1e9})
+            print(f"k={k:<4} {name:<24} {1000 * median:9.1f} ms  {memory:8.1f} MB", flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| implementation | k | median ms / meta-iteration | meta-iterations / s | allocator peak MB | GFLOP/s |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['impl']} | {r['k']} | {r['ms']:.0f} | {r['it_s']:.2f} | {r['peak_mb']:.1f} | {r['gflops']:.1f} |"
+              for r in rows]
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for impl in dict.fromkeys(r["impl"] for r in rows):
+        mine = [r for r in rows if r["impl"] == impl]
+        left.plot([r["k"] for r in mine], [r["ms"] for r in mine], marker="o", label=impl)
+        right.plot([r["k"] for r in mine], [r["peak_mb"] for r in mine], marker="o", label=impl)
+    left.set(xlabel="inner steps k", ylabel="ms per meta-iteration", xscale="log", yscale="log")
+    right.set(xlabel="inner steps k", ylabel="torch allocator peak (MB)", xscale="log")
+    left.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 20, 50, 100])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--plot", default="bench_meta_step.png", help="where to write the time/memory-vs-k plot")
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    rows = measure(a.ks, a.repeats, torch.device(a.device))
+    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, device {a.device}\n")
+    print(table(rows))
+    plot(rows, a.plot)
+    print(f"\nplot: {a.plot}")
+
+
+if __name__ == "__main__":
+    main()
