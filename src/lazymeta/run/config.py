@@ -45,7 +45,7 @@ class EpisodeConfig:
 @dataclass
 class ModelConfig:
     name: str = "conv4"
-    hidden: int = 64
+    hidden: int | None = None  # null: 64 filters below 64 px (Omniglot), 32 above (MiniImageNet), as in MAML
 
 
 @dataclass

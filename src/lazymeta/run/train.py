@@ -58,8 +58,9 @@ def build_sampler(config: RunConfig, split: str, *, queries: int, seed: int) -> 
 
 def build_learner(config: RunConfig, transform: ImageTransform, device: torch.device) -> MetaLearner:
     a, o = config.algorithm, config.optim
+    hidden = config.model.hidden or (64 if transform.size < 64 else 32)
     model = build_model(config.model.name, in_channels=transform.channels, image_size=transform.size,
-                        ways=config.episodes.ways, hidden=config.model.hidden).to(device)
+                        ways=config.episodes.ways, hidden=hidden).to(device)
     optimizer_cls = torch.optim.Adam if o.name == "adam" else torch.optim.SGD
     student = Student(a.steps, a.inner_lr, a.keep_last)
     teacher = LazyTeacher(tuple(a.gammas), a.alpha_step, a.select)
