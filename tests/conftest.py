@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -10,12 +11,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from shared_data import require_shared
 
 # Tests share 2 cores with each other (pytest -n 2): one thread each avoids OpenMP threads stalling
 # at barriers for a core another process holds.
 torch.set_num_threads(1)
-
-from shared_data import SHARED_DATA, require_shared  # noqa: F401  (re-exported for fixtures)
 
 
 @pytest.fixture(scope="session")
@@ -59,4 +59,19 @@ def glyphs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("glyphs-root")
     load_split("glyphs", "train", root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The four shared MNIST files, decoded without the compressed md5 (the train images were re-gzipped
+    here, so only their gzip wrapper differs; IDX headers and sizes are still checked)."""
+    from lazymeta.data import mnist
+
+    sources = [require_shared(f"mnist/{remote.filename}") for remotes in mnist.REMOTES.values() for remote in remotes]
+    root = tmp_path_factory.mktemp("data")
+    (root / "mnist").mkdir()
+    for source in sources:
+        shutil.copy(source, root / "mnist" / source.name)
+    mnist.prepare(root, verify=False)
     return root

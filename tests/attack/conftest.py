@@ -1,12 +1,6 @@
-"""Fixtures of the meta-attack tests: real MNIST from shared/data and a tiny zoo trained on it once.
-
-Under pytest's default import mode this file replaces ``tests/conftest.py`` as the module ``conftest``,
-so it loads that file's ``require_shared`` by path.
-"""
+"""Fixtures of the meta-attack tests: a tiny zoo trained once on the real MNIST of shared/data."""
 from __future__ import annotations
 
-import runpy
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,24 +8,6 @@ import torch
 
 from lazymeta.attack.zoo import ZooSettings, correct, load_images, train_classifier
 
-require_shared = runpy.run_path(str(Path(__file__).resolve().parents[1] / "conftest.py"))["require_shared"]
-MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-               "t10k-labels-idx1-ubyte.gz")
-
-
-@pytest.fixture(scope="session")
-def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data root with the shared MNIST files, decoded once (``verify=False``: the shared training
-    images were re-gzipped, so only their compressed md5 differs; headers and sizes are still checked)."""
-    from lazymeta.data import mnist
-
-    sources = [require_shared(f"mnist/{name}") for name in MNIST_FILES]
-    root = tmp_path_factory.mktemp("data")
-    (root / "mnist").mkdir()
-    for source in sources:
-        shutil.copy(source, root / "mnist" / source.name)
-    mnist.prepare(root, verify=False)
-    return root
 
 
 @pytest.fixture(scope="session")

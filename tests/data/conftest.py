@@ -5,10 +5,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from format_writers import CIFAR10_BATCHES, CIFAR10_NAMES, MNIST_FILES, cifar_batch, python2_pickle, shared_cifar10, write_tar
+from format_writers import CIFAR10_BATCHES, CIFAR10_NAMES, cifar_batch, python2_pickle, shared_cifar10, write_tar
 from shared_data import require_shared
 
-from lazymeta.data import cifar, mnist
+from lazymeta.data import cifar
 from lazymeta.data.download import safe_extract_zip
 
 
@@ -31,18 +31,6 @@ def cifar10_root(tmp_path_factory: pytest.TempPathFactory, cifar10_archive: Path
     (root / "cifar10").mkdir()
     shutil.copy(cifar10_archive, root / "cifar10" / cifar.CIFAR10.archive.filename)
     cifar.prepare(cifar.CIFAR10, root, verify=False)
-    return root
-
-
-@pytest.fixture(scope="session")
-def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The four shared MNIST files, decoded without the compressed md5 (the train images were re-gzipped)."""
-    sources = [require_shared(f"mnist/{name}") for name in MNIST_FILES]
-    root = tmp_path_factory.mktemp("data")
-    (root / "mnist").mkdir()
-    for source in sources:
-        shutil.copy(source, root / "mnist" / source.name)
-    mnist.prepare(root, verify=False)
     return root
 
 
