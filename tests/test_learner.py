@@ -1,0 +1,61 @@
+"""Test-time adaptation: label mapping, head size and the three test-time leaps of the lazy learners."""
+import pytest
+import torch
+
+from lazymeta import params as P
+from lazymeta.learner import MetaLearner, Task
+from lazymeta.student import Student
+from test_algorithms import Tiny, tiny_task
+
+
+def trained_lazy_learner(test_leap):
+    torch.manual_seed(0)
+    model = Tiny().double()
+    learner = MetaLearner(model, "lazy-maml", Student(steps=4, lr=0.3), test_leap=test_leap,
+                          meta_optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    for i in range(3):
+        learner.meta_step([Task(*tiny_task(10 + i))])
+    return learner
+
+
+def test_mean_leap_is_the_running_mean_of_the_chosen_gammas():
+    learner = trained_lazy_learner("mean")
+    gamma = float(learner.mean_leap().gamma)
+    assert 0.75 <= gamma <= 0.95
+    x, y = tiny_task(5)[:2]
+    theta = P.clone(P.params_of(learner.model))
+    phi_k = Student(4, 0.3).run(theta, lambda p: torch.nn.functional.cross_entropy(learner.forward(p, x), y))[-1]
+    task = learner.adapt(x, y)
+    for n in theta:
+        torch.testing.assert_close(task.params[n], gamma * theta[n] + (1 - gamma) * phi_k[n])
+
+
+def test_student_leap_is_the_last_checkpoint_and_labels_map_back():
+    learner = trained_lazy_learner("student")
+    x, y = tiny_task(6)[:2]
+    task = learner.adapt(x, y * 10 + 1)  # labels 1, 11, 21
+    assert set(task.predict(x).tolist()) <= {1, 11, 21}
+    theta = P.clone(P.params_of(learner.model))
+    phi_k = Student(4, 0.3).run(theta, lambda p: torch.nn.functional.cross_entropy(learner.forward(p, x), y))[-1]
+    for n in theta:
+        torch.testing.assert_close(task.params[n], phi_k[n])
+
+
+def test_holdout_leap_needs_two_shots_and_chooses_on_the_held_out_examples():
+    learner = trained_lazy_learner("holdout")
+    x, y = tiny_task(7)[:2]  # 2 examples per class
+    task = learner.adapt(x, y)
+    # by hand: the last example of each class is held out, (γ, α) chosen on it, then applied to the full run
+    theta = P.clone(P.params_of(learner.model))
+    held = torch.tensor([max(i for i in range(len(y)) if y[i] == c) for c in range(3)])
+    kept = torch.tensor([i for i in range(len(y)) if i not in held.tolist()])
+    ce = torch.nn.functional.cross_entropy
+    student = Student(4, 0.3)
+    choice = learner.teacher.choose(
+        theta, student.run(theta, lambda p: ce(learner.forward(p, x[kept]), y[kept])),
+        lambda p: (ce(learner.forward(p, x[held]), y[held]), torch.tensor(0.0)))
+    expected = learner.teacher.leap(theta, student.run(theta, lambda p: ce(learner.forward(p, x), y)), choice)
+    for n in theta:
+        torch.testing.assert_close(task.params[n], expected[n])
+    with pytest.raises(ValueError, match="at least 2 support examples per class"):
+        learner.adapt(x[:3], y[:3])
