@@ -9,6 +9,7 @@ from pathlib import Path
 from lazymeta.algorithms import ALGORITHMS
 from lazymeta.attack import cli as attack_cli
 from lazymeta.data import DATASETS, catalog
+from lazymeta.longtail import cli as longtail_cli
 from lazymeta.run.config import ConfigError, RunConfig, dotted, load_yaml, update
 
 # flag -> dotted config key; a flag given on the command line overrides --config and --set
@@ -50,12 +51,13 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lazymeta", description="Long-horizon gradient-based meta-learning: "
-                                "few-shot training and evaluation, datasets, meta-attacks.")
+                                "few-shot training and evaluation, long-tailed reweighting, meta-attacks, datasets.")
     sub = p.add_subparsers(dest="command", required=True)
     _train_parser(sub)
     _eval_parser(sub)
     catalog.add_parser(sub)
     attack_cli.add_parser(sub)
+    longtail_cli.add_parser(sub)
     sub.add_parser("config", help="print the default configuration as YAML")
     return p
 
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         return catalog.run(args)
     if args.command == "attack":
         return attack_cli.run(args)
+    if args.command == "longtail":
+        return longtail_cli.run(args)
     try:
         if args.command == "train":
             _train(args)

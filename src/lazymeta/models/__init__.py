@@ -4,8 +4,9 @@ from __future__ import annotations
 from torch import nn
 
 from lazymeta.models.conv4 import Conv4
+from lazymeta.models.resnet import ResNet32, SmallCNN
 
-MODELS = {"conv4": Conv4}
+MODELS = {"conv4": Conv4, "resnet32": ResNet32, "small-cnn": SmallCNN}
 
 
 def build_model(name: str, *, in_channels: int, image_size: int, ways: int, hidden: int) -> nn.Module:
@@ -14,4 +15,4 @@ def build_model(name: str, *, in_channels: int, image_size: int, ways: int, hidd
     return MODELS[name](in_channels=in_channels, image_size=image_size, ways=ways, hidden=hidden)
 
 
-__all__ = ["Conv4", "MODELS", "build_model"]
+__all__ = ["Conv4", "MODELS", "ResNet32", "SmallCNN", "build_model"]

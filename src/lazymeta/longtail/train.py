@@ -1,0 +1,300 @@
+"""The long-tail training loop, its run directory and its report.
+
+A run directory holds ``config.yaml`` (resolved), ``metrics.jsonl`` (one line per epoch), ``state.pt``
+(model, optimizer and selection state after the last finished epoch), ``model.safetensors`` (final) and
+``best.safetensors`` (best epoch on the balanced validation set), ``results.json`` and ``weights.png``.
+Epoch e's shuffling, augmentation and validation batches are pure functions of (seed, e), so a run resumed
+after a kill repeats the uninterrupted one exactly.
+
+Model selection never looks at the test set: the "best epoch" is the one with the highest balanced
+validation accuracy (ties: the earliest); without a validation set only the final epoch is reported.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from lazymeta.data import ImageClasses
+from lazymeta.longtail.config import LongtailConfig, validate
+from lazymeta.longtail.data import LongTailData, build
+from lazymeta.longtail.methods import Context, Method, get_method, train_step
+from lazymeta.longtail.weights import class_balanced_weights
+from lazymeta.models.resnet import LONGTAIL_MODELS
+from lazymeta.run import checkpoint as ckpt
+from lazymeta.run.train import TrainingError, pick_device, seed_everything
+from lazymeta.student import Student
+from lazymeta.teacher import LazyTeacher
+
+BEST = "best.safetensors"
+PLOT = "weights.png"
+# Shot groups of the long-tail literature (Liu et al. 2019), by training images per class.
+MANY_SHOT, FEW_SHOT = 100, 20  # many: n > 100; medium: 20 <= n <= 100; few: n < 20
+_STREAMS = {"shuffle": 0, "augment": 1, "val": 2}
+
+
+@dataclass(frozen=True)
+class Tensors:
+    """A split on the device: uint8 images and labels (copied from the read-only cache), normalised per batch."""
+
+    images: Tensor
+    labels: Tensor
+
+    @classmethod
+    def of(cls, data: ImageClasses, device: torch.device) -> Tensors:
+        return cls(torch.tensor(data.images, device=device), torch.tensor(data.labels, device=device))
+
+
+def generator(seed: int, epoch: int, stream: str) -> torch.Generator:
+    """The random stream of one epoch: the same after a resume as in an uninterrupted run."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 8 + _STREAMS[stream]) % 2**63)
+
+
+def channel_stats(images: np.ndarray) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and std of the training images in [0, 1], shaped (1, C, 1, 1)."""
+    x = torch.from_numpy(images).double().div(255).transpose(0, 1).reshape(images.shape[1], -1)
+    return x.mean(1).float().view(1, -1, 1, 1), x.std(1).clamp(min=1e-3).float().view(1, -1, 1, 1)
+
+
+def augment(x: Tensor, g: torch.Generator, flip: bool, pad: int = 4) -> Tensor:
+    """Reflect-pad ``pad`` pixels, crop back to size at a random offset, flip half the images."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dy, dx = (torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device) for _ in range(2))
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]
+    out = padded[torch.arange(n, device=x.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    if flip:
+        mirror = (torch.rand(n, generator=g) < 0.5).to(x.device).view(-1, 1, 1, 1)
+        out = torch.where(mirror, out.flip(-1), out)
+    return out
+
+
+def lr_at(config: LongtailConfig, epoch: int) -> float:
+    """Step schedule (x decay at each milestone) after an optional linear warm-up."""
+    s = config.schedule
+    lr = s.lr * s.decay ** sum(epoch >= m for m in s.milestones)
+    return lr * min(1.0, (epoch + 1) / s.warmup_epochs) if s.warmup_epochs else lr
+
+
+def build_model(config: LongtailConfig, data: ImageClasses) -> nn.Module:
+    return LONGTAIL_MODELS[config.model.name](in_channels=data.images.shape[1], image_size=data.images.shape[-1],
+                                              ways=data.num_classes, hidden=config.model.hidden)
+
+
+class Trainer:
+    """One run: data, model, optimizer and the epoch loop (state in :meth:`state_dict`)."""
+
+    def __init__(self, config: LongtailConfig, data: LongTailData, device: torch.device):
+        self.config, self.data, self.device = config, data, device
+        self.method: Method = get_method(config.method.name)
+        seed_everything(config.seed)
+        self.model = build_model(config, data.train).to(device)
+        s = config.schedule
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=s.lr, momentum=s.momentum,
+                                         nesterov=s.nesterov and s.momentum > 0, weight_decay=s.weight_decay)
+        self.counts = data.counts()
+        self.class_weights = class_balanced_weights(self.counts, config.method.beta).to(device)
+        self.mean, self.std = (t.to(device) for t in channel_stats(data.train.images))
+        self.train_set = Tensors.of(data.train, device)
+        self.val_set = Tensors.of(data.val, device) if data.val is not None else None
+        self.epoch, self.best = 0, {"epoch": None, "val_accuracy": -1.0}
+        self.learned: dict | None = None  # per-class mean and std of the weights of the last re-weighted epoch
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
+                "best": self.best, "learned": self.learned}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.best, self.learned = state["epoch"], state["best"], state["learned"]
+
+    def normalise(self, images: Tensor) -> Tensor:
+        return (images.float() / 255 - self.mean) / self.std
+
+    def context(self, lr: float, epoch: int, step: int) -> Context:
+        m = self.config.method
+        eta = m.lookahead_lr or lr
+        val = self.val_batch(epoch, step) if self.method.needs_val else None
+        student = Student(m.steps, m.student_lr or eta) if self.method.lazy else None
+        teacher = LazyTeacher(tuple(m.gammas), select="accuracy") if self.method.lazy else None
+        return Context(self.model, self.class_weights, val, eta, m.eps_step, student, teacher)
+
+    def val_batch(self, epoch: int, step: int) -> tuple[Tensor, Tensor]:
+        """A random balanced-validation batch (the whole set when it is no larger than ``val_batch``)."""
+        size = len(self.val_set.labels)
+        g = generator(self.config.seed, epoch * 1_000_000 + step, "val")
+        rows = torch.randperm(size, generator=g)[:self.config.method.val_batch].to(self.device)
+        return self.normalise(self.val_set.images[rows]), self.val_set.labels[rows]
+
+    def run_epoch(self, epoch: int) -> dict:
+        """One pass over the shuffled training set; returns the epoch's metrics."""
+        c, lr = self.config, lr_at(self.config, epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        reweight = not self.method.deferred or epoch >= c.schedule.reweight_from
+        order = torch.randperm(len(self.train_set.labels), generator=generator(c.seed, epoch, "shuffle"))
+        g = generator(c.seed, epoch, "augment")
+        self.model.train()
+        # float64: the spread of the learned part ε (~1e-3) is below float32 rounding of Σw² for w ~ 4
+        losses, (sums, squares) = [], torch.zeros(2, len(self.counts), dtype=torch.float64)
+        for step, lo in enumerate(range(0, len(order), c.schedule.batch_size)):
+            rows = order[lo:lo + c.schedule.batch_size].to(self.device)
+            x, y = self.normalise(self.train_set.images[rows]), self.train_set.labels[rows]
+            if c.data.augment:
+                x = augment(x, g, c.data.flip)
+            loss, w = train_step(self.method, self.context(lr, epoch, step), self.optimizer, x, y, reweight)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"epoch {epoch + 1}, step {step + 1}: the loss is {loss.item()}")
+            losses.append(loss.item())
+            sums.index_add_(0, y.cpu(), w.cpu().double())
+            squares.index_add_(0, y.cpu(), w.cpu().double() ** 2)
+        if reweight:
+            mean = sums / torch.tensor(self.counts)
+            std = (squares / torch.tensor(self.counts) - mean ** 2).clamp(min=0).sqrt()
+            self.learned = {"epoch": epoch + 1, "mean": mean.tolist(), "std": std.tolist()}
+        return {"lr": lr, "loss": float(np.mean(losses)), "reweight": reweight}
+
+    def evaluate(self, split: Tensors) -> dict:
+        """Top-1 accuracy overall and per class (eval mode: running batch-norm statistics)."""
+        self.model.eval()
+        correct = torch.zeros(len(self.counts))
+        total = torch.zeros(len(self.counts))
+        loss = 0.0
+        with torch.no_grad():
+            for lo in range(0, len(split.labels), self.config.eval_batch):
+                y = split.labels[lo:lo + self.config.eval_batch]
+                logits = self.model(self.normalise(split.images[lo:lo + self.config.eval_batch]))
+                loss += F.cross_entropy(logits, y, reduction="sum").item()
+                correct.index_add_(0, y.cpu(), (logits.argmax(-1) == y).float().cpu())
+                total.index_add_(0, y.cpu(), torch.ones(len(y)))
+        per_class = (correct / total.clamp(min=1)).tolist()
+        return {"accuracy": float(correct.sum() / total.sum()), "loss": loss / float(total.sum()),
+                "per_class": per_class}
+
+
+def save_weights(path: Path, model: nn.Module) -> None:
+    tensors = {n: t.detach().cpu().contiguous() for n, t in model.state_dict().items()}
+    ckpt.atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+
+
+def _truncate_metrics(path: Path, epoch: int) -> None:
+    """Drop the metric lines a killed run wrote after the checkpoint we resume from."""
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= epoch]
+        ckpt.write_text(path, "".join(line + "\n" for line in kept))
+
+
+def train(config: LongtailConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train into ``run_dir`` (resuming from its last finished epoch if ``resume``) and return the report."""
+    run_dir = Path(run_dir)
+    config = validate(config)
+    d = config.data
+    data = build(d.dataset, d.root, d.imbalance, d.head, d.holdout_per_class, d.profile, d.split_seed)
+    trainer = Trainer(config, data, pick_device(config.device))
+    if resume:
+        trainer.load_state_dict(ckpt.load_state(run_dir))
+        _truncate_metrics(run_dir / ckpt.METRICS, trainer.epoch)
+    elif (run_dir / ckpt.STATE).exists():
+        raise TrainingError(f"{run_dir} already holds a run; resume it with --resume or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.write_text(run_dir / ckpt.CONFIG, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    _loop(trainer, run_dir, progress)
+    return report(trainer, run_dir)
+
+
+def _loop(trainer: Trainer, run_dir: Path, progress: bool) -> None:
+    epochs = trainer.config.schedule.epochs
+    bar = tqdm(range(trainer.epoch, epochs), initial=trainer.epoch, total=epochs, desc="long-tail",
+               disable=None if progress else True)
+    with open(run_dir / ckpt.METRICS, "a") as log:
+        for epoch in bar:
+            began = time.perf_counter()
+            record = {"epoch": epoch + 1, **trainer.run_epoch(epoch)}
+            if trainer.val_set is not None:
+                val = trainer.evaluate(trainer.val_set)
+                record.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
+                if val["accuracy"] > trainer.best["val_accuracy"]:
+                    trainer.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"]}
+                    save_weights(run_dir / BEST, trainer.model)
+            record["seconds"] = time.perf_counter() - began
+            trainer.epoch = epoch + 1
+            ckpt.save_state(run_dir, trainer.state_dict())
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("loss", "val_accuracy")})
+    save_weights(run_dir / ckpt.MODEL, trainer.model)
+
+
+def shot_groups(counts: list[int], per_class: list[float]) -> dict:
+    """Mean accuracy of the many- (n > 100), medium- (20 <= n <= 100) and few-shot (n < 20) classes."""
+    groups = {"many": lambda n: n > MANY_SHOT, "medium": lambda n: FEW_SHOT <= n <= MANY_SHOT,
+              "few": lambda n: n < FEW_SHOT}
+    out = {}
+    for name, member in groups.items():
+        accs = [a for n, a in zip(counts, per_class) if member(n)]
+        out[name] = {"classes": len(accs), "accuracy": float(np.mean(accs)) if accs else None}
+    return out
+
+
+def _test(trainer: Trainer, weights: Path, epoch: int) -> dict:
+    trainer.model.load_state_dict(load_file(str(weights)))
+    result = trainer.evaluate(Tensors.of(trainer.data.test, trainer.device))
+    return {"epoch": epoch, "error": 100 * (1 - result["accuracy"]), "groups": shot_groups(trainer.counts,
+                                                                                          result["per_class"]),
+            "per_class_accuracy": result["per_class"]}
+
+
+def report(trainer: Trainer, run_dir: Path) -> dict:
+    """Test top-1 error (%) at the final epoch and at the best validation epoch; written to results.json."""
+    c, counts = trainer.config, trainer.counts
+    results = {
+        "dataset": c.data.dataset, "method": c.method.name, "model": c.model.name, "seed": c.seed,
+        "imbalance": c.data.imbalance, "train_counts": counts, "real_imbalance": max(counts) / min(counts),
+        "validation_per_class": c.data.holdout_per_class, "test_images": len(trainer.data.test.labels),
+        "shot_thresholds": f"many n > {MANY_SHOT}, medium {FEW_SHOT} <= n <= {MANY_SHOT}, few n < {FEW_SHOT}",
+        "final": _test(trainer, run_dir / ckpt.MODEL, trainer.epoch),
+        "best": _test(trainer, run_dir / BEST, trainer.best["epoch"]) if trainer.best["epoch"] else None,
+        "best_val_accuracy": trainer.best["val_accuracy"] if trainer.best["epoch"] else None,
+        "class_weights": trainer.class_weights.tolist(), "learned_weights": trainer.learned,
+    }
+    trainer.model.load_state_dict(load_file(str(run_dir / ckpt.MODEL)))
+    ckpt.write_text(run_dir / ckpt.RESULTS, json.dumps(results, indent=2) + "\n")
+    plot_weights(results, run_dir / PLOT)
+    return results
+
+
+def plot_weights(results: dict, path: Path) -> None:
+    """Mean (± std) learned example weight of each class against its training size, beside w_y (top), and
+    the learned part ``w - w_y`` (bottom: ε is often small next to w_y)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts, learned, base = results["train_counts"], results["learned_weights"], results["class_weights"]
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(5, 5))
+    top.plot(counts, base, "k--", lw=1, label="class-balanced $w_y$")
+    if learned:
+        label = f"learned weights, epoch {learned['epoch']}"
+        top.errorbar(counts, learned["mean"], yerr=learned["std"], fmt="o", ms=4, capsize=2, label=label)
+        bottom.errorbar(counts, [m - b for m, b in zip(learned["mean"], base)], yerr=learned["std"], fmt="o", ms=4,
+                        capsize=2)
+    top.set(xscale="log", ylabel="example weight",
+            title=f"{results['method']} on {results['dataset']} (imbalance {results['imbalance']:g})")
+    top.legend(fontsize=8)
+    bottom.axhline(0, color="k", lw=0.5)
+    bottom.set(xlabel="training images of the class", ylabel="learned $-$ $w_y$")
+    fig.tight_layout()
+    ckpt.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)

@@ -1,0 +1,156 @@
+"""The meta-gradients of the re-weighting methods, checked in float64 against independent computations.
+
+With ``θ̃(ε) = θ - η ∇_θ (1/B) Σ_i (w_i + ε_i) l_i(θ)`` the ε-gradient of a validation loss L at ε = 0 is
+``∂L/∂ε_i = -(η/B) ∇L(θ̃)·∇l_i(θ)`` (two-component weighting), times γ through the lazy leap
+``γ θ̃(ε) + (1-γ) φ_k`` (φ_k a constant). The tests compare the code with central finite differences of
+these functions written out here, not with the code's own helpers.
+"""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from lazymeta.longtail.methods import (
+    METHODS,
+    Context,
+    frozen_statistics,
+    get_method,
+    lazy_gradient,
+    learning_to_reweight,
+    train_step,
+    two_component_gradient,
+    val_metric,
+)
+from lazymeta.params import functional
+from lazymeta.student import Student
+from lazymeta.teacher import LazyTeacher
+
+LR, B = 0.5, 6
+
+
+def tiny_model(track_running_stats: bool = False) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5, track_running_stats=track_running_stats), nn.Tanh(),
+                         nn.Linear(5, 3)).double()
+
+
+def batches():
+    g = torch.Generator().manual_seed(1)
+    x, xv = torch.randn(B, 4, generator=g, dtype=torch.float64), torch.randn(9, 4, generator=g, dtype=torch.float64)
+    return x, torch.tensor([0, 0, 0, 1, 1, 2]), xv, torch.arange(9) % 3
+
+
+def context(model, xv, yv, steps=3, gammas=(0.75, 0.8, 0.85, 0.9, 0.95)) -> Context:
+    return Context(model, torch.tensor([0.3, 1.0, 1.7], dtype=torch.float64), (xv, yv), lr=LR,
+                   student=Student(steps, 0.3), teacher=LazyTeacher(gammas, select="accuracy"))
+
+
+def theta_tilde(model, x, y, weights):
+    theta = {n: p.detach().requires_grad_(True) for n, p in model.named_parameters()}
+    loss = (weights * F.cross_entropy(functional_call(model, theta, (x,)), y, reduction="none")).mean()
+    grads = torch.autograd.grad(loss, list(theta.values()))
+    return {n: (p - LR * g).detach() for (n, p), g in zip(theta.items(), grads)}
+
+
+def finite_difference(f, n, h=1e-6):
+    rows = []
+    for i in range(n):
+        e = torch.zeros(n, dtype=torch.float64)
+        e[i] = h
+        rows.append((f(e) - f(-e)) / (2 * h))
+    return torch.stack(rows)
+
+
+def val_loss(model, params, xv, yv):
+    return F.cross_entropy(functional_call(model, params, (xv,)), yv)
+
+
+def test_two_component_eps_gradient_matches_finite_differences():
+    model, (x, y, xv, yv) = tiny_model(), batches()
+    ctx = context(model, xv, yv)
+    w = ctx.class_weights[y]
+    expected = finite_difference(lambda eps: val_loss(model, theta_tilde(model, x, y, w + eps), xv, yv), B)
+    torch.testing.assert_close(two_component_gradient(ctx, x, y), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_lazy_eps_gradient_matches_finite_differences_through_the_teacher_only():
+    model, (x, y, xv, yv) = tiny_model(), batches()
+    ctx = context(model, xv, yv)
+    w = ctx.class_weights[y]
+    grad, choice = lazy_gradient(ctx, x, y)
+    phi = theta_tilde(model, x, y, w)  # the student: k plain SGD steps on L_B(., 0) from θ̃(0), written out
+    for _ in range(ctx.student.steps):
+        phi = {n: p.requires_grad_(True) for n, p in phi.items()}
+        loss = (w * F.cross_entropy(functional_call(model, phi, (x,)), y, reduction="none")).mean()
+        grads = torch.autograd.grad(loss, list(phi.values()))
+        phi = {n: (p - 0.3 * g).detach() for (n, p), g in zip(phi.items(), grads)}
+    gamma = float(choice.gamma)
+
+    def leap_loss(eps):
+        theta = theta_tilde(model, x, y, w + eps)
+        return val_loss(model, {n: gamma * theta[n] + (1 - gamma) * phi[n] for n in theta}, xv, yv)
+
+    torch.testing.assert_close(grad, finite_difference(leap_loss, B), rtol=1e-6, atol=1e-9)
+
+
+def test_lazy_gradient_without_student_steps_is_gamma_times_two_component():
+    model, (x, y, xv, yv) = tiny_model(), batches()
+    ctx = context(model, xv, yv, steps=0, gammas=(0.8,))
+    grad, choice = lazy_gradient(ctx, x, y)
+    assert float(choice.gamma) == pytest.approx(0.8)
+    torch.testing.assert_close(grad, 0.8 * two_component_gradient(ctx, x, y), rtol=1e-10, atol=1e-12)
+
+
+def test_learning_to_reweight_weights_are_clipped_and_normalised():
+    model, (x, y, xv, yv) = tiny_model(), batches()
+    ctx = context(model, xv, yv)
+    w = learning_to_reweight(ctx, x, y)
+    # Closed form at ε = 0 (θ̃ = θ): ∂L_val/∂ε_i = -(η/B) ∇L_val(θ)·∇l_i(θ), from per-example gradients.
+    theta = {n: p.detach().requires_grad_(True) for n, p in model.named_parameters()}
+
+    def flat(loss):
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(theta.values()), retain_graph=True)])
+
+    g_val = flat(val_loss(model, theta, xv, yv))
+    per_example = F.cross_entropy(functional_call(model, theta, (x,)), y, reduction="none")
+    # batch norm couples the examples, so l_i's gradient is that of its own term of the batch loss
+    grads = -(LR / B) * torch.stack([g_val @ flat(per_example[i]) for i in range(B)])
+    expected = (-grads).clamp(min=0)
+    assert (w >= 0).all() and (w[grads >= 0] == 0).all() and 0 < (grads < 0).sum() < B
+    torch.testing.assert_close(w, expected * B / expected.sum(), rtol=1e-8, atol=1e-12)
+    assert float(w.mean()) == pytest.approx(1.0)
+
+
+def test_teacher_picks_the_only_gamma_that_classifies_the_validation_set():
+    """Boundary x = t(γ) = γ between θ (t = 1) and φ_k (t = 0); a class-1 point at 0.83 and a class-0 point
+    at 0.78 are both right only for γ = 0.8 (γ ∈ {0.75, ..., 0.95})."""
+    model = nn.Linear(1, 2).double()
+    f64 = torch.float64
+    theta = {"weight": torch.tensor([[0.0], [1.0]], dtype=f64), "bias": torch.tensor([0.0, -1.0], dtype=f64)}
+    phi = {"weight": theta["weight"].clone(), "bias": torch.zeros(2, dtype=f64)}
+    val = (torch.tensor([[0.83], [0.78]], dtype=torch.float64), torch.tensor([1, 0]))
+    choice = LazyTeacher(select="accuracy").choose(theta, [phi], val_metric(functional(model), val))
+    assert float(choice.gamma) == pytest.approx(0.8) and float(choice.accuracy) == 1.0
+
+
+def test_look_aheads_leave_the_running_statistics_to_the_real_step():
+    model, (x, y, xv, yv) = tiny_model(track_running_stats=True), batches()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    norm = model[1]
+    with frozen_statistics(model):
+        lazy_gradient(context(model, xv, yv), x, y)
+    assert norm.num_batches_tracked == 0 and torch.equal(norm.running_mean, torch.zeros(5))
+    train_step(get_method("lazy-two-component"), context(model, xv, yv), optimizer, x, y, reweight=True)
+    assert norm.num_batches_tracked == 1 and norm.track_running_stats
+    assert not torch.equal(norm.running_mean, torch.zeros(5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_weighs_every_example_and_steps(name):
+    model, (x, y, xv, yv) = tiny_model(track_running_stats=True), batches()
+    before = [p.detach().clone() for p in model.parameters()]
+    loss, w = train_step(get_method(name), context(model, xv, yv), torch.optim.SGD(model.parameters(), lr=0.1),
+                         x, y, reweight=True)
+    assert w.shape == y.shape and torch.isfinite(w).all() and torch.isfinite(loss)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
