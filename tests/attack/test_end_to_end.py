@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lazymeta.attack.attack import AttackSettings, attack
-from lazymeta.attack.cli import main
+from lazymeta.cli import main
 from lazymeta.attack.gradients import input_gradients
 from lazymeta.attack.metaattacker import GradientTask, MetaTrainSettings, meta_train
 from lazymeta.attack.zoo import correct, load_images
@@ -45,17 +45,17 @@ def test_cli_runs_every_stage_and_reuses_cached_ones(mnist_root, tmp_path, capsy
     args = ["--out", str(out), "--quiet"]
     for setting in [f"data.root={mnist_root}", *TINY]:
         args += ["--set", setting]
-    assert main(["train-zoo", *args]) == 0
+    assert main(["attack", "train-zoo", *args]) == 0
     (zoo_dir,) = (out / "zoo").iterdir()
     stamps = {p.name: p.stat().st_mtime_ns for p in zoo_dir.glob("*.safetensors")}
     assert sorted(stamps) == ["lenet5.safetensors", "net4.safetensors"]
-    assert main(["run", *args]) == 0
+    assert main(["attack", "run", *args]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in zoo_dir.glob("*.safetensors")} == stamps
     report = json.loads((out / "results.json").read_text())
     assert sorted(report) == ["lazy-meta", "meta", "nes", "zoo"] and all(r["images"] == 3 for r in report.values())
     assert (out / "success_vs_queries.png").stat().st_size > 0 and "| zoo |" in (out / "table.md").read_text()
     assert len(list((out / "attackers").iterdir())) == 2
-    assert main(["run", *args, "--set", "attack.targeted=true"]) == 0  # new attacks, same zoo and attackers
+    assert main(["attack", "run", *args, "--set", "attack.targeted=true"]) == 0  # new attacks, same zoo and attackers
     assert len(list((out / "attacks").iterdir())) == 8 and len(list((out / "attackers").iterdir())) == 2
-    assert main(["run", *args, "--set", "methods=[bogus]"]) == 2
+    assert main(["attack", "run", *args, "--set", "methods=[bogus]"]) == 2
     assert "unknown" in capsys.readouterr().err

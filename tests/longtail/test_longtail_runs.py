@@ -9,7 +9,8 @@ import pytest
 from safetensors.torch import load_file
 
 from lazymeta.data.longtail import tail_counts
-from lazymeta.longtail import cli
+from lazymeta import cli
+from lazymeta.longtail import cli as longtail_cli
 from lazymeta.longtail.config import validate
 from lazymeta.longtail.data import build, load_folder
 from lazymeta.longtail.methods import METHODS
@@ -53,8 +54,8 @@ def test_cifar100_path_with_the_paper_config(cifar100_lt_root, tmp_path, capsys)
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_shipped_configs_are_valid(name):
-    args = cli.add_parser(argparse.ArgumentParser().add_subparsers()).parse_args(["--config", str(CONFIGS / name)])
-    config = validate(cli.build_config(args))
+    parser = longtail_cli.add_parser(argparse.ArgumentParser().add_subparsers())
+    config = validate(longtail_cli.build_config(parser.parse_args(["--config", str(CONFIGS / name)])))
     assert config.schedule.epochs == 200 and config.model.name == "resnet32" and config.data.dataset == "cifar100-lt"
 
 

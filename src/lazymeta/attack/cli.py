@@ -54,14 +54,3 @@ def run(args: argparse.Namespace) -> int:
         print((run_dir / "table.md").read_text(), end="")
         print(json.dumps(report))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lazymeta.attack.cli run ...``: the same commands without the top-level ``lazymeta``."""
-    parser = argparse.ArgumentParser(prog="lazymeta")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(["attack", *(sys.argv[1:] if argv is None else argv)]))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -79,14 +79,3 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(results) if args.json else f"run directory: {run_dir}\n{format_report(results)}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m lazymeta.longtail.cli``) until the main CLI registers the command."""
-    parser = argparse.ArgumentParser(prog="lazymeta")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
