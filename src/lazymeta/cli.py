@@ -10,7 +10,7 @@ from lazymeta.algorithms import ALGORITHMS
 from lazymeta.attack import cli as attack_cli
 from lazymeta.data import DATASETS, catalog
 from lazymeta.longtail import cli as longtail_cli
-from lazymeta.run.config import ConfigError, RunConfig, dotted, load_yaml, update
+from lazymeta.run.config import ConfigError, RunConfig, add_config_arguments, compose, load_yaml, update
 
 # flag -> dotted config key; a flag given on the command line overrides --config and --set
 FLAGS = {
@@ -21,9 +21,7 @@ FLAGS = {
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="meta-train a few-shot learner into a run directory, then evaluate it")
-    p.add_argument("--config", help="YAML file of settings (see `lazymeta config` for every key)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, e.g. --set algorithm.keep_last=3 (repeatable)")
+    add_config_arguments(p, "a file written by `lazymeta config`", "algorithm.keep_last=3")
     p.add_argument("--dataset", choices=sorted(DATASETS), help="few-shot dataset (default: glyphs, embedded)")
     p.add_argument("--algorithm", choices=sorted(ALGORITHMS), help="meta-learner (default: lazy-reptile)")
     p.add_argument("--ways", type=int, help="N classes per task")
@@ -63,12 +61,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
-    config = RunConfig()
-    if args.config:
-        update(config, load_yaml(args.config), args.config)
-    update(config, dotted(args.set), "--set")
-    flags = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
-    return update(config, dotted([f"{k}={json.dumps(v)}" for k, v in flags.items()]), "command line")
+    return compose(RunConfig(), args, FLAGS)
 
 
 def format_report(r: dict) -> str:

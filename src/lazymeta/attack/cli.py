@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from lazymeta.run.config import ConfigError, dotted, load_yaml, update
+from lazymeta.run.config import ConfigError, add_config_arguments, compose
 
 COMMANDS = {"train-zoo": "zoo", "train-attacker": "attackers", "run": "report"}
 
@@ -23,9 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
              "run": "every stage up to Table 5 and the success/queries plot (cached stages are reused)"}
     for name, text in helps.items():
         q = sub.add_parser(name, help=text)
-        q.add_argument("--config", help="YAML file of settings (e.g. configs/attack/mnist-cpu.yaml)")
-        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one setting, e.g. --set attack.targeted=true (repeatable)")
+        add_config_arguments(q, "configs/attack/mnist-cpu.yaml", "attack.targeted=true")
         q.add_argument("--out", help="run directory (default: runs/attack-<dataset>-s<seed>)")
         q.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -33,10 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def build_config(args: argparse.Namespace):
     from lazymeta.attack.pipeline import AttackConfig
 
-    config = AttackConfig()
-    if args.config:
-        update(config, load_yaml(args.config), args.config)
-    return update(config, dotted(args.set), "--set")
+    return compose(AttackConfig(), args)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lazymeta.longtail.config import LongtailConfig
 from lazymeta.longtail.methods import METHODS
-from lazymeta.run.config import ConfigError, dotted, load_yaml, update
+from lazymeta.run.config import ConfigError, add_config_arguments, compose, load_yaml, update
 
 # flag -> dotted config key; a flag given on the command line overrides --config and --set
 FLAGS = {"dataset": "data.dataset", "data_root": "data.root", "imbalance": "data.imbalance",
@@ -17,9 +17,7 @@ FLAGS = {"dataset": "data.dataset", "data_root": "data.root", "imbalance": "data
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("longtail", help="train on a long-tailed dataset with a (meta-)re-weighting method")
-    p.add_argument("--config", help="YAML file of settings (e.g. configs/longtail/cifar100_lt_100.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, e.g. --set method.steps=10 (repeatable)")
+    add_config_arguments(p, "configs/longtail/cifar100_lt_100.yaml", "method.steps=10")
     p.add_argument("--dataset", help="<dataset>-lt: cifar10-lt, cifar100-lt, mnist-lt, or folder-lt "
                                      "(--data-root: a directory or zip with train/<class>/ and test/<class>/)")
     p.add_argument("--imbalance", type=float, help="largest / smallest class size (default 100)")
@@ -36,12 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def build_config(args: argparse.Namespace) -> LongtailConfig:
-    config = LongtailConfig()
-    if args.config:
-        update(config, load_yaml(args.config), args.config)
-    update(config, dotted(args.set), "--set")
-    flags = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
-    return update(config, dotted([f"{k}={json.dumps(v)}" for k, v in flags.items()]), "command line")
+    return compose(LongtailConfig(), args, FLAGS)
 
 
 def format_report(r: dict) -> str:

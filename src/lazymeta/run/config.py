@@ -4,7 +4,9 @@ Unknown keys and unconvertible values are errors that name the key, the value an
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -165,6 +167,22 @@ def dotted(assignments: list[str]) -> dict:
             node = node.setdefault(part, {})
         node[leaf] = yaml.safe_load(raw)
     return out
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, example_file: str, example_set: str) -> None:
+    """The ``--config FILE`` and repeatable ``--set KEY=VALUE`` options every sub-command shares."""
+    parser.add_argument("--config", help=f"YAML file of settings (e.g. {example_file})")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override one setting, e.g. --set {example_set} (repeatable)")
+
+
+def compose(config: Any, args: argparse.Namespace, flags: dict[str, str] | None = None) -> Any:
+    """Defaults, then ``--config``, then ``--set``, then the named flags (``{arg: dotted.key}``) given."""
+    if args.config:
+        update(config, load_yaml(args.config), args.config)
+    update(config, dotted(args.set), "--set")
+    given = {key: getattr(args, arg) for arg, key in (flags or {}).items() if getattr(args, arg) is not None}
+    return update(config, dotted([f"{k}={json.dumps(v)}" for k, v in given.items()]), "command line")
 
 
 def resolve(config: RunConfig) -> RunConfig:
