@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lazymeta.attack.gradients import input_gradients
+from lazymeta.attack.metaattacker import GradientTask
 from lazymeta.attack.zoo import ZooSettings, correct, load_images, train_classifier
 
 
@@ -25,3 +27,15 @@ def target_test_set(mnist_root: Path, tiny_zoo) -> tuple[torch.Tensor, torch.Ten
     images, labels = load_images("mnist", "test", str(mnist_root), 600)
     ok = correct(tiny_zoo["net4"], images, labels)
     return images[ok], labels[ok]
+
+
+@pytest.fixture(scope="session")
+def tasks(mnist_root, tiny_zoo, target_test_set):
+    """Train tasks from the white-box models, and the held-out target's gradients on test digits."""
+    images, labels = load_images("mnist", "train", str(mnist_root), 400)
+    train = []
+    for name in ("lenet5", "net3"):
+        ok = correct(tiny_zoo[name], images, labels)
+        train.append(GradientTask(images[ok], input_gradients(tiny_zoo[name], images[ok], labels[ok])))
+    x, y = target_test_set
+    return train, GradientTask(x[:100], input_gradients(tiny_zoo["net4"], x[:100], y[:100]))

@@ -7,23 +7,17 @@ import torch
 
 from lazymeta.attack.attack import AttackSettings, attack
 from lazymeta.cli import main
-from lazymeta.attack.gradients import input_gradients
-from lazymeta.attack.metaattacker import GradientTask, MetaTrainSettings, meta_train
-from lazymeta.attack.zoo import correct, load_images
+from lazymeta.attack.metaattacker import MetaTrainSettings, meta_train
 from lazymeta.models.attack import meta_attacker
 
 pytestmark = pytest.mark.data
 
 
-def test_meta_attack_beats_zoo_on_queries(mnist_root, tiny_zoo, target_test_set):
-    images, labels = load_images("mnist", "train", str(mnist_root), 400)
-    tasks = []
-    for name in ("lenet5", "net3"):
-        ok = correct(tiny_zoo[name], images, labels)
-        tasks.append(GradientTask(images[ok], input_gradients(tiny_zoo[name], images[ok], labels[ok])))
+def test_meta_attack_beats_zoo_on_queries(tiny_zoo, target_test_set, tasks):
+    train_tasks, _ = tasks
     torch.manual_seed(0)
     attacker = meta_attacker("mnist", width_divisor=4)
-    meta_train(attacker, tasks, MetaTrainSettings(iterations=10, support=8, query=8), torch.Generator().manual_seed(0))
+    meta_train(attacker, train_tasks, MetaTrainSettings(iterations=10, support=8, query=8), torch.Generator().manual_seed(0))
     x, y = (t[:5] for t in target_test_set)
     settings = AttackSettings(max_iterations=200, step_lr=0.02, finetune_steps=10, l2_threshold=20.0)
     meta = attack("meta", tiny_zoo["net4"], x, y, settings, attacker=attacker)

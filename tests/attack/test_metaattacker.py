@@ -6,31 +6,15 @@ from lazymeta import algorithms
 from lazymeta.attack.gradients import input_gradients, margin_loss
 from lazymeta.attack.metaattacker import (
     AdamStudent,
-    GradientTask,
     MetaTrainSettings,
     meta_train,
     prediction_mse,
 )
-from lazymeta.attack.zoo import correct
 from lazymeta.models.attack import meta_attacker
 from lazymeta.student import Student
 from lazymeta.teacher import LazyTeacher
 
 pytestmark = pytest.mark.data
-
-
-@pytest.fixture(scope="module")
-def tasks(mnist_root, tiny_zoo, target_test_set):
-    """Train tasks from the white-box models, and the held-out target's gradients on test digits."""
-    from lazymeta.attack.zoo import load_images
-
-    images, labels = load_images("mnist", "train", str(mnist_root), 400)
-    train = []
-    for name in ("lenet5", "net3"):
-        ok = correct(tiny_zoo[name], images, labels)
-        train.append(GradientTask(images[ok], input_gradients(tiny_zoo[name], images[ok], labels[ok])))
-    x, y = target_test_set
-    return train, GradientTask(x[:100], input_gradients(tiny_zoo["net4"], x[:100], y[:100]))
 
 
 def test_gradient_maps_are_the_margin_gradient_divided_by_their_std(tiny_zoo, target_test_set):
