@@ -7,6 +7,7 @@ images with balanced labels (timing does not depend on pixel values).
 
     python benchmarks/meta_step.py                       # k in 1 5 10 20 50 100, table + plot
     python benchmarks/meta_step.py --ks 1 10 20 --repeats 7 --plot docs/bench_k.png
+    python benchmarks/meta_step.py --queries 1          # D_val of 1 image per class, as the paper's lazy runs
 
 Reported per (implementation, k): median milliseconds per meta-iteration over ``--repeats`` timed
 iterations (after 2 warm-up ones), iterations per second, the peak of torch's allocator during one
@@ -33,12 +34,12 @@ WAYS, SHOTS, QUERIES, META_BATCH, INNER_LR = 5, 1, 15, 4, 0.4
 SECOND_ORDER_MAX_K = 20  # second-order MAML beyond this takes minutes per iteration on a CPU
 
 
-def tasks(device: torch.device, seed: int = 0) -> list[Task]:
+def tasks(device: torch.device, queries: int = QUERIES, seed: int = 0) -> list[Task]:
     g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(META_BATCH):
-        xs, xq = torch.randn(WAYS * SHOTS, 1, 28, 28, generator=g), torch.randn(WAYS * QUERIES, 1, 28, 28, generator=g)
-        ys, yq = torch.arange(WAYS).repeat_interleave(SHOTS), torch.arange(WAYS).repeat_interleave(QUERIES)
+        xs, xq = torch.randn(WAYS * SHOTS, 1, 28, 28, generator=g), torch.randn(WAYS * queries, 1, 28, 28, generator=g)
+        ys, yq = torch.arange(WAYS).repeat_interleave(SHOTS), torch.arange(WAYS).repeat_interleave(queries)
         out.append(Task(xs.to(device), ys.to(device), xq.to(device), yq.to(device)))
     return out
 
@@ -129,8 +130,8 @@ def flops(step: Callable, batch: list[Task]) -> int:
     return counter.get_total_flops()
 
 
-def measure(ks: list[int], repeats: int, device: torch.device) -> list[dict]:
-    batch, rows = tasks(device), []
+def measure(ks: list[int], repeats: int, device: torch.device, queries: int = QUERIES) -> list[dict]:
+    batch, rows = tasks(device, queries), []
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for k in ks:
         steps = {name: make() for name, make in implementations(k, device).items()}
@@ -185,13 +186,15 @@ def main() -> None:
     p.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 20, 50, 100])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--queries", type=int, default=QUERIES,
+                   help="D_val images per class, for every implementation (the paper's lazy protocol uses 1)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     p.add_argument("--plot", default="bench_meta_step.png", help="where to write the time/memory-vs-k plot")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    rows = measure(a.ks, a.repeats, torch.device(a.device))
+    rows = measure(a.ks, a.repeats, torch.device(a.device), a.queries)
     print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, device {a.device}\n")
     print(table(rows))
     plot(rows, a.plot)
