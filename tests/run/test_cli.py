@@ -60,6 +60,14 @@ def test_bad_configuration_is_a_clear_error(args, message, data_root, tmp_path, 
     assert message in capsys.readouterr().err
 
 
+def test_missing_dataset_files_are_named_with_where_to_put_them(tmp_path, capsys):
+    assert main(["train", "--dataset", "omniglot", "--data-root", str(tmp_path), "--out", str(tmp_path / "r"),
+                 *TOY]) == 2
+    err = capsys.readouterr().err
+    assert "images_background.zip (md5 68d2efa1b9178cc56df9314c21c6e718)" in err
+    assert f"Put the file(s) in {tmp_path / 'omniglot'}/" in err and "Traceback" not in err
+
+
 def test_config_file_and_flags_compose(data_root, tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text("algorithm:\n  name: fomaml\n  steps: 2\niterations: 1\nepisodes:\n  ways: 4\n")

@@ -27,7 +27,7 @@ _CHUNK = 1 << 20
 _TIMEOUT_S = 60
 
 
-class DatasetError(Exception):
+class DatasetError(RuntimeError):
     """A dataset file is missing, corrupt or unsafe; the message names the file, the value and the fix."""
 
 
@@ -90,7 +90,8 @@ def _missing_message(missing: list[Remote], directory: Path, download: bool, fai
         lines += [f"  {failure}" for failure in failures]
         lines.append(f"Download the file(s) by other means and put them in {directory}/ (keep the names).")
     else:
-        lines.append(f"Put the file(s) in {directory}/ (keep the names), or pass download=True to fetch them.")
+        lines.append(f"Put the file(s) in {directory}/ (keep the names), or pass download=True to fetch them "
+                     "(command line: `lazymeta data fetch NAME`, or `--set data.download=true`).")
     return "\n".join(lines)
 
 
