@@ -11,7 +11,6 @@ import logging
 import os
 import stat
 import tarfile
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from http.client import HTTPException
@@ -20,6 +19,8 @@ from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
 import numpy as np
+
+from lazymeta._io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -244,16 +245,9 @@ def _check_member_name(archive: str | os.PathLike, name: str, directory: Path) -
 
 def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Write an uncompressed ``.npz`` so that readers see either the old file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as readable as the data it came from
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a path
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+
+    atomic_write(path, write)

@@ -12,7 +12,6 @@ import io
 import json
 import os
 import pickle
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
@@ -22,6 +21,7 @@ import numpy as np
 from numpy.lib.format import open_memmap
 from PIL import Image
 
+from lazymeta._io import atomic_write
 from lazymeta.data.download import DatasetError, atomic_save_npz
 
 ImageAllocator = Callable[[tuple[int, ...]], np.ndarray]
@@ -184,23 +184,19 @@ def cached(stem: Path, version: int, originals: list[Path], build: Callable[[Ima
     found = read_cache(stem, fingerprint(version, originals))
     if found is not None:
         return found
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{stem.name}.", suffix=".npy.tmp")
-    os.close(fd)
-    try:
+    arrays: dict[str, np.ndarray] = {}
+
+    def write(tmp: Path) -> None:
         images: list[np.ndarray] = []
 
         def allocate(shape: tuple[int, ...]) -> np.ndarray:
             images.append(open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape))
             return images[-1]
 
-        arrays = build(allocate)
+        arrays.update(build(allocate))
         images.pop().flush()
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, stem.with_suffix(".npy"))
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(stem.with_suffix(".npy"), write)
     sources = fingerprint(version, originals)  # after build: it may have downloaded them
     atomic_save_npz(stem.with_suffix(".npz"), sources=np.array(sources), **arrays)
     return read_cache(stem, sources)

@@ -22,6 +22,7 @@ import numpy as np
 from matplotlib import ft2font
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from lazymeta._io import atomic_write
 from lazymeta.data.base import ImageClasses, ImageTransform
 
 SPLITS = ("train", "val", "test")
@@ -261,15 +262,12 @@ def _cached(root: Path, image_size: int) -> dict[str, np.ndarray]:
             if str(cache["fingerprint"]) == fingerprint():
                 return dict(cache)
     arrays = generate(image_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename: an interrupted or concurrent run never leaves half a cache file.
-    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(partial, "wb") as file:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as file:  # a file object: np.savez_compressed would append ".npz" to a path
             np.savez_compressed(file, **arrays)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+
+    atomic_write(path, write)  # an interrupted or concurrent run never leaves half a cache file
     return arrays
 
 
