@@ -150,7 +150,7 @@ class MetaLearner:
             index = None if finite.all() else int(torch.nonzero(~finite)[0])
             raise NonFiniteLossError(index, float("nan") if index is None else float(losses_t[index]))
         for p, g in zip(theta.values(), unflat(grads / count, theta).values()):
-            p.grad = g.clone()
+            p.grad = g  # views into one fresh buffer: no copy needed
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         stats = {"loss": loss / count, "accuracy": acc / count}
