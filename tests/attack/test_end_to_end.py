@@ -43,7 +43,7 @@ def test_cli_runs_every_stage_and_reuses_cached_ones(mnist_root, tmp_path, capsy
     (zoo_dir,) = (out / "zoo").iterdir()
     stamps = {p.name: p.stat().st_mtime_ns for p in zoo_dir.glob("*.safetensors")}
     assert sorted(stamps) == ["lenet5.safetensors", "net4.safetensors"]
-    assert main(["attack", "run", *args]) == 0
+    assert main(["attack", "run", *args, "--set", "device=cpu"]) == 0  # the device is not part of any cache key
     assert {p.name: p.stat().st_mtime_ns for p in zoo_dir.glob("*.safetensors")} == stamps
     report = json.loads((out / "results.json").read_text())
     assert sorted(report) == ["lazy-meta", "meta", "nes", "zoo"] and all(r["images"] == 3 for r in report.values())
@@ -53,3 +53,6 @@ def test_cli_runs_every_stage_and_reuses_cached_ones(mnist_root, tmp_path, capsy
     assert len(list((out / "attacks").iterdir())) == 8 and len(list((out / "attackers").iterdir())) == 2
     assert main(["attack", "run", *args, "--set", "methods=[bogus]"]) == 2
     assert "unknown" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # an unusable device is a config error that says what to use instead
+        assert main(["attack", "run", *args, "--set", "device=cuda"]) == 2
+        assert "device: 'cuda'" in capsys.readouterr().err

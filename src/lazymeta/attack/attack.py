@@ -101,7 +101,8 @@ class _Attack:
                                           None if self.s.symmetric else base)
 
         if self.method == "zoo":
-            coords = torch.rand(x[0].numel() * len(x), generator=self.generator).view(len(x), -1).argsort(1)[:, :q]
+            draws = torch.rand(x[0].numel() * len(x), generator=self.generator).to(x.device)
+            coords = draws.view(len(x), -1).argsort(1)[:, :q]
             values = differences(coords)
         elif self.method == "nes":
             estimate = nes(loss, x, self.s.nes_samples, self.s.nes_sigma, self.generator).flatten(1)
@@ -145,6 +146,8 @@ def attack(method: str, model: nn.Module, images: Tensor, labels: Tensor, settin
     Args:
         method: ``meta`` (needs ``attacker``), ``zoo`` or ``nes``.
         model: the target; only its output probabilities are used, through a query-counting BlackBox.
+            Everything runs on the device of ``images`` (the model and attacker must be there too);
+            ``generator`` is a CPU generator, so a seed gives the same draws on any device.
         labels: true classes; ``targets``: target classes when ``settings.targeted``.
         attacker: the meta-trained meta-attacker (left unchanged: each image fine-tunes its own copy).
 
@@ -155,7 +158,7 @@ def attack(method: str, model: nn.Module, images: Tensor, labels: Tensor, settin
     state = _Attack(method, model, images, labels, targets, settings, attacker,
                     generator or torch.Generator().manual_seed(0))
     n = len(images)
-    adversarial = torch.zeros(n, dtype=torch.bool)
+    adversarial = torch.zeros(n, dtype=torch.bool, device=images.device)
     for iteration in range(settings.max_iterations + 1):
         rows = torch.nonzero(~adversarial)[:, 0]
         if len(rows) == 0:

@@ -31,7 +31,7 @@ def coordinate_differences(loss: Loss, x: Tensor, coords: Tensor, h: float = 1e-
     probes = []
     for sign in signs:
         p = flat.repeat_interleave(q, 0)
-        p[torch.arange(b * q), coords.reshape(-1)] += sign * h
+        p[torch.arange(b * q, device=x.device), coords.reshape(-1)] += sign * h
         probes.append(p)
     owners = _rows(x, q).repeat(len(signs))
     values = loss(torch.cat(probes).view(-1, *x.shape[1:]), owners).view(len(signs), b, q)
@@ -45,7 +45,7 @@ def coordinate_differences(loss: Loss, x: Tensor, coords: Tensor, h: float = 1e-
 def nes(loss: Loss, x: Tensor, samples: int = 50, sigma: float = 1e-3,
         generator: torch.Generator | None = None) -> Tensor:
     """NES (Ilyas et al. 2018): ``1/(2nσ) Σ_k (L(x + σu_k) - L(x - σu_k)) u_k``, u_k ~ N(0, I), 2n queries."""
-    u = torch.randn((len(x), samples, *x.shape[1:]), generator=generator, dtype=x.dtype, device=x.device)
+    u = torch.randn((len(x), samples, *x.shape[1:]), generator=generator, dtype=x.dtype).to(x.device)
     probes = torch.cat([x[:, None] + sigma * u, x[:, None] - sigma * u], 1).flatten(0, 1)
     values = loss(probes, _rows(x, 2 * samples)).view(len(x), 2, samples)
     weights = (values[:, 0] - values[:, 1]).view(len(x), samples, *[1] * (x.dim() - 1))

@@ -43,7 +43,7 @@ class GradientTask(NamedTuple):
 
     def split(self, support: int, query: int, generator: torch.Generator) -> tuple[Tensor, ...]:
         """Disjoint random (support images, support maps, query images, query maps)."""
-        idx = torch.randperm(len(self.images), generator=generator)[:support + query]
+        idx = torch.randperm(len(self.images), generator=generator)[:support + query].to(self.images.device)
         s, q = idx[:support], idx[support:]
         return self.images[s], self.grads[s], self.images[q], self.grads[q]
 

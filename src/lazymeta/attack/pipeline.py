@@ -26,10 +26,11 @@ from lazymeta.attack.metaattacker import (
     prediction_mse,
 )
 from lazymeta.attack.report import plot, summary, table
-from lazymeta.attack.zoo import ZooSettings, cached_classifier, correct, load_images
+from lazymeta.attack.zoo import ZooSettings, cached_classifier, correct, cpu_state, load_images
 from lazymeta.models.attack import meta_attacker
 from lazymeta.run.checkpoint import CONFIG, atomic_write, write_text
 from lazymeta.run.config import ConfigError
+from lazymeta.run.runtime import pick_device
 
 STAGES = ("zoo", "attackers", "attacks", "report")
 # method name -> (attack method, meta-training section of the config or None)
@@ -58,6 +59,7 @@ class AttackConfig:
     attack: AttackSettings = field(default_factory=AttackSettings)
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     seed: int = 0
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N; every stage runs there
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -85,22 +87,26 @@ def _zoo_key(c: AttackConfig) -> dict:
             "seed": c.seed}
 
 
+def _images(c: AttackConfig, split: str, limit: int = 0) -> tuple[Tensor, Tensor]:
+    return tuple(t.to(pick_device(c.device)) for t in load_images(c.data.dataset, split, c.data.root, limit))
+
+
 def train_zoo(c: AttackConfig, run_dir: Path, progress: bool = True) -> dict[str, nn.Module]:
-    """The white-box models and the target, each trained once per zoo key."""
+    """The white-box models and the target, each trained once per zoo key (on any device: not in the key)."""
     directory = _stage_dir(run_dir, "zoo", _zoo_key(c))
     train: tuple[Tensor, Tensor] | None = None
     models = {}
     for i, name in enumerate([*c.whitebox, c.target]):
         if train is None and not (directory / f"{name}.safetensors").exists():
-            train = load_images(c.data.dataset, "train", c.data.root, c.data.train_images)
+            train = _images(c, "train", c.data.train_images)
         generator = torch.Generator().manual_seed(c.seed * 1000 + i)
-        models[name] = cached_classifier(directory, name, c.zoo, train, generator, progress)
+        models[name] = cached_classifier(directory, name, c.zoo, train, generator, pick_device(c.device), progress)
     return models
 
 
 def gradient_tasks(c: AttackConfig, models: dict[str, nn.Module]) -> list[GradientTask]:
     """One task per white-box model: the images it classifies correctly and their normalised gradients."""
-    images, labels = load_images(c.data.dataset, "train", c.data.root, c.data.gradient_images)
+    images, labels = _images(c, "train", c.data.gradient_images)
     tasks = []
     for name in c.whitebox:
         ok = correct(models[name], images, labels)
@@ -108,10 +114,13 @@ def gradient_tasks(c: AttackConfig, models: dict[str, nn.Module]) -> list[Gradie
     return tasks
 
 
-def attack_set(c: AttackConfig, target: nn.Module) -> tuple[Tensor, Tensor]:
-    """The first ``attack_images`` test images the target classifies correctly."""
-    images, labels = load_images(c.data.dataset, "test", c.data.root)
-    ok = torch.nonzero(correct(target, images, labels))[:c.data.attack_images, 0]
+HELD_OUT_IMAGES = 500  # test images of the target on which a meta-attacker's gradient MSE is reported
+
+
+def attack_set(c: AttackConfig, target: nn.Module, count: int | None = None) -> tuple[Tensor, Tensor]:
+    """The first ``count`` (default ``attack_images``) test images the target classifies correctly."""
+    images, labels = _images(c, "test")
+    ok = torch.nonzero(correct(target, images, labels))[:c.data.attack_images if count is None else count, 0]
     return images[ok], labels[ok]
 
 
@@ -122,7 +131,7 @@ def train_attacker(c: AttackConfig, run_dir: Path, section: str, models: dict[st
     key = {"zoo": _zoo_key(c), "whitebox": c.whitebox, "gradient_images": c.data.gradient_images,
            "width_divisor": c.attacker_width_divisor, "settings": dataclasses.asdict(settings), "seed": c.seed}
     directory = _stage_dir(run_dir, "attackers", key)
-    model = meta_attacker(c.data.dataset, c.attacker_width_divisor)
+    model = meta_attacker(c.data.dataset, c.attacker_width_divisor).to(pick_device(c.device))
     path = directory / "attacker.safetensors"
     if path.exists():
         model.load_state_dict(load_file(str(path)))
@@ -131,13 +140,11 @@ def train_attacker(c: AttackConfig, run_dir: Path, section: str, models: dict[st
     tasks = gradient_tasks(c, models)
     history = meta_train(model, tasks, settings, torch.Generator().manual_seed(c.seed), progress)
     target = models[c.target]
-    images, labels = attack_set(c, target)
-    held = images[:500]
-    held_out = GradientTask(held, input_gradients(target, held, labels[:500]))
+    held, held_labels = attack_set(c, target, HELD_OUT_IMAGES)
+    held_out = GradientTask(held, input_gradients(target, held, held_labels))
     write_text(directory / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
     write_text(directory / "heldout.json", json.dumps({"target_gradient_mse": prediction_mse(model, held_out)}))
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(state, str(tmp)))
+    atomic_write(path, lambda tmp: save_file(cpu_state(model), str(tmp)))
     return model
 
 
@@ -146,7 +153,8 @@ def run_attacks(c: AttackConfig, run_dir: Path, models: dict[str, nn.Module],
     """Every method on the same images (cached per method and settings); per-image results."""
     target = models[c.target]
     images, labels = attack_set(c, target)
-    targets = (labels + 1 + torch.randint(0, 9, labels.shape, generator=torch.Generator().manual_seed(c.seed))) % 10
+    offsets = torch.randint(0, 9, labels.shape, generator=torch.Generator().manual_seed(c.seed))
+    targets = (labels + 1 + offsets.to(labels.device)) % 10
     results = {}
     for name in c.methods:
         method, section = METHODS[name]

@@ -36,12 +36,12 @@ class ZooSettings:
 
 def train_classifier(name: str, images: Tensor, labels: Tensor, settings: ZooSettings,
                      generator: torch.Generator, progress: bool = False) -> nn.Module:
-    model = build_classifier(name, settings.width_divisor)
+    model = build_classifier(name, settings.width_divisor).to(images.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9, nesterov=True,
                                 weight_decay=settings.weight_decay)
     model.train()
     for _ in tqdm(range(settings.epochs), desc=f"train {name}", disable=not progress):
-        for idx in torch.randperm(len(images), generator=generator).split(settings.batch):
+        for idx in torch.randperm(len(images), generator=generator).to(images.device).split(settings.batch):
             loss = F.cross_entropy(model(images[idx]), labels[idx])
             optimizer.zero_grad()
             loss.backward()
@@ -61,15 +61,19 @@ def correct(model: nn.Module, images: Tensor, labels: Tensor, batch: int = 1000)
                           for lo in range(0, len(images), batch)])
 
 
-def cached_classifier(directory: Path, name: str, settings: ZooSettings, train: tuple[Tensor, Tensor],
-                      generator: torch.Generator, progress: bool = False) -> nn.Module:
-    """``directory/<name>.safetensors`` if it exists (a state dict, buffers included), else train and save it."""
+def cpu_state(model: nn.Module) -> dict[str, Tensor]:
+    """The state dict (buffers included) as contiguous CPU tensors, as safetensors files hold it."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def cached_classifier(directory: Path, name: str, settings: ZooSettings, train: tuple[Tensor, Tensor] | None,
+                      generator: torch.Generator, device: torch.device, progress: bool = False) -> nn.Module:
+    """``directory/<name>.safetensors`` if it exists, else train it on ``train`` (on its device) and save it."""
     path = directory / f"{name}.safetensors"
     if path.exists():
-        model = build_classifier(name, settings.width_divisor)
+        model = build_classifier(name, settings.width_divisor).to(device)
         model.load_state_dict(load_file(str(path)))
         return model.eval()
     model = train_classifier(name, *train, settings, generator, progress)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(state, str(tmp)))
+    atomic_write(path, lambda tmp: save_file(cpu_state(model), str(tmp)))
     return model

@@ -31,7 +31,8 @@ from lazymeta.longtail.methods import Context, Method, get_method, train_step
 from lazymeta.longtail.weights import class_balanced_weights
 from lazymeta.models.resnet import LONGTAIL_MODELS
 from lazymeta.run import checkpoint as ckpt
-from lazymeta.run.train import TrainingError, pick_device, seed_everything
+from lazymeta.run.runtime import pick_device, seed_everything
+from lazymeta.run.train import TrainingError
 from lazymeta.student import Student
 from lazymeta.teacher import LazyTeacher
 

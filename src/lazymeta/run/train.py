@@ -9,11 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
-import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from tqdm import tqdm
@@ -27,6 +25,7 @@ from lazymeta.models import build_model
 from lazymeta.run import checkpoint as ckpt
 from lazymeta.run.config import RunConfig, resolve, update
 from lazymeta.run.distributed import World, join, my_share
+from lazymeta.run.runtime import pick_device, seed_everything
 from lazymeta.student import Student
 from lazymeta.teacher import LazyTeacher
 
@@ -35,18 +34,6 @@ TRAIN_STREAM = 0
 
 class TrainingError(RuntimeError):
     pass
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_sampler(config: RunConfig, split: str, *, queries: int, seed: int) -> EpisodeSampler:

@@ -1,0 +1,23 @@
+"""Device selection fails early, with the value and the fix, instead of deep inside a training loop."""
+import pytest
+import torch
+
+from lazymeta.run.config import ConfigError
+from lazymeta.run.runtime import pick_device
+
+
+def test_auto_and_cpu():
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert pick_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("name", ["gpu0", "cuda:99"])
+def test_unusable_device_is_a_config_error(name):
+    with pytest.raises(ConfigError, match=f"device: '{name}'"):
+        pick_device(name)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_says_what_to_use():
+    with pytest.raises(ConfigError, match="device=auto or cpu"):
+        pick_device("cuda")
