@@ -71,8 +71,11 @@ class Algorithm:
                       val_metric: Metric) -> tuple[list[Tensor], tuple[Tensor, Tensor]]:
         """This task's contribution to θ's update, and its validation (loss, accuracy), detached."""
         if self.outer == "reptile":
-            with torch.no_grad():
-                metrics = val_metric(adapted.params)
+            if adapted.leap is not None:  # the teacher already scored the chosen leap
+                metrics = adapted.leap.loss, adapted.leap.accuracy
+            else:
+                with torch.no_grad():
+                    metrics = val_metric(adapted.params)
             return [(p - adapted.params[n]).detach() for n, p in theta.items()], metrics
         loss, accuracy = val_metric(adapted.params)
         grads = torch.autograd.grad(loss, list(theta.values()))
