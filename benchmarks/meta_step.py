@@ -3,11 +3,15 @@ installed, learn2learn's and higher's MAML on the same workload.
 
 Workload (the one of shared/anchors/performance.md): Omniglot-shaped Conv4 (64 filters, 1x28x28),
 5-way 1-shot, 15 query images per class as D_val, meta-batch 4, inner SGD lr 0.4, Adam 1e-3, random
-images with balanced labels (timing does not depend on pixel values).
+images with balanced labels (timing does not depend on pixel values). The libraries run the Conv4 their
+users write (conv-BN-ReLU-pool in NCHW, ``--baseline-model reference``, the default) or lazymeta's
+channels-last Conv4 (``--baseline-model lazymeta``), to separate the model's share of a speed-up.
+Rows marked "bf16 scoring" let the lazy teacher score its candidates under bfloat16 autocast.
 
     python benchmarks/meta_step.py                       # k in 1 5 10 20 50 100, table + plot
     python benchmarks/meta_step.py --ks 1 10 20 --repeats 7 --plot docs/bench_k.png
     python benchmarks/meta_step.py --queries 1          # D_val of 1 image per class, as the paper's lazy runs
+    torchrun --nproc-per-node 2 benchmarks/meta_step.py --threads 1   # tasks split over 2 processes
 
 Reported per (implementation, k): median milliseconds per meta-iteration over ``--repeats`` timed
 iterations (after 2 warm-up ones), iterations per second, the peak of torch's allocator during one
@@ -19,6 +23,7 @@ across repeats so that machine noise hits all of them alike. Check `uptime` firs
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -26,9 +31,12 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from lazymeta import MetaLearner, Student, Task
+from torch import Tensor, nn
+
+from lazymeta import LazyTeacher, MetaLearner, Student, Task
 from lazymeta.algorithms import ALGORITHMS
 from lazymeta.models import Conv4
+from lazymeta.run.distributed import World, join, my_share
 
 WAYS, SHOTS, QUERIES, META_BATCH, INNER_LR = 5, 1, 15, 4, 0.4
 SECOND_ORDER_MAX_K = 20  # second-order MAML beyond this takes minutes per iteration on a CPU
@@ -44,16 +52,60 @@ def tasks(device: torch.device, queries: int = QUERIES, seed: int = 0) -> list[T
     return out
 
 
-def ours(name: str, k: int, device: torch.device) -> Callable[[list[Task]], object]:
+class ReferenceConv4(Conv4):
+    """The Conv4 of the MAML / learn2learn / higher examples: conv-BN-ReLU-pool on NCHW tensors."""
+
+    def __init__(self) -> None:
+        super().__init__(1, 28, WAYS, 64)
+        for block in self.features:
+            block[2], block[3] = block[3], block[2]  # ReLU before max-pool
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x).flatten(1))
+
+
+def baseline_model(kind: str) -> nn.Module:
+    return ReferenceConv4() if kind == "reference" else Conv4(1, 28, WAYS, 64)
+
+
+def ours(name: str, k: int, device: torch.device, score_precision: str = "float32") -> Callable[[list[Task]], object]:
     model = Conv4(1, 28, WAYS, 64).to(device)
-    learner = MetaLearner(model, name, Student(k, INNER_LR), meta_optimizer=torch.optim.Adam(model.parameters(), 1e-3))
+    teacher = LazyTeacher(score_precision=score_precision)
+    learner = MetaLearner(model, name, Student(k, INNER_LR), teacher,
+                          meta_optimizer=torch.optim.Adam(model.parameters(), 1e-3))
     return learner.meta_step
 
 
-def learn2learn_maml(first_order: bool, k: int, device: torch.device) -> Callable[[list[Task]], object]:
-    from learn2learn.algorithms import MAML
+@functools.cache
+def import_learn2learn_maml() -> type:
+    """learn2learn's MAML class. Its package ``__init__`` imports torchvision, which PyPI's build cannot
+    load beside the CPU torch wheel; then only the pure-PyTorch ``learn2learn.algorithms`` is loaded."""
+    try:
+        from learn2learn.algorithms import MAML
+        return MAML
+    except ImportError:
+        import importlib.util
+        import os
+        import sys
+        import types
 
-    model = Conv4(1, 28, WAYS, 64).to(device)
+        spec = importlib.util.find_spec("learn2learn")
+        if spec is None:
+            raise
+        for name in [m for m in sys.modules if m.split(".")[0] == "learn2learn"]:
+            del sys.modules[name]
+        root = spec.submodule_search_locations[0]
+        for name, path in (("learn2learn", root), ("learn2learn.algorithms", os.path.join(root, "algorithms"))):
+            module = types.ModuleType(name)
+            module.__path__ = [path]
+            sys.modules[name] = module
+        from learn2learn.algorithms.maml import MAML
+        return MAML
+
+
+def learn2learn_maml(first_order: bool, k: int, device: torch.device, model: nn.Module) -> Callable[[list[Task]], object]:
+    MAML = import_learn2learn_maml()
+    model = model.to(device)
     maml = MAML(model, lr=INNER_LR, first_order=first_order)
     opt = torch.optim.Adam(maml.parameters(), 1e-3)
 
@@ -69,10 +121,10 @@ def learn2learn_maml(first_order: bool, k: int, device: torch.device) -> Callabl
     return step
 
 
-def higher_maml(k: int, device: torch.device) -> Callable[[list[Task]], object]:
+def higher_maml(k: int, device: torch.device, model: nn.Module) -> Callable[[list[Task]], object]:
     import higher
 
-    model = Conv4(1, 28, WAYS, 64).to(device)
+    model = model.to(device)
     opt, inner = torch.optim.Adam(model.parameters(), 1e-3), torch.optim.SGD(model.parameters(), lr=INNER_LR)
 
     def step(batch: list[Task]) -> None:
@@ -87,20 +139,24 @@ def higher_maml(k: int, device: torch.device) -> Callable[[list[Task]], object]:
     return step
 
 
-def implementations(k: int, device: torch.device) -> dict[str, Callable[[], Callable]]:
+def implementations(k: int, device: torch.device, baseline: str, world: World) -> dict[str, Callable[[], Callable]]:
     impls = {f"lazymeta {name}": (lambda name=name: ours(name, k, device)) for name in ALGORITHMS
              if name != "maml" or k <= SECOND_ORDER_MAX_K}
+    for name in ("lazy-maml", "lazy-reptile"):
+        impls[f"lazymeta {name} (bf16 scoring)"] = lambda name=name: ours(name, k, device, "bfloat16")
+    if world.size > 1:  # the libraries have no task-parallel meta-step to compare with
+        return impls
     try:
-        import learn2learn.algorithms  # noqa: F401
+        import_learn2learn_maml()
         if k <= SECOND_ORDER_MAX_K:
-            impls["learn2learn MAML"] = lambda: learn2learn_maml(False, k, device)
-        impls["learn2learn FOMAML"] = lambda: learn2learn_maml(True, k, device)
+            impls["learn2learn MAML"] = lambda: learn2learn_maml(False, k, device, baseline_model(baseline))
+        impls["learn2learn FOMAML"] = lambda: learn2learn_maml(True, k, device, baseline_model(baseline))
     except ImportError:
         pass
     try:
         import higher  # noqa: F401
         if k <= SECOND_ORDER_MAX_K:
-            impls["higher MAML"] = lambda: higher_maml(k, device)
+            impls["higher MAML"] = lambda: higher_maml(k, device, baseline_model(baseline))
     except ImportError:
         pass
     return impls
@@ -130,11 +186,13 @@ def flops(step: Callable, batch: list[Task]) -> int:
     return counter.get_total_flops()
 
 
-def measure(ks: list[int], repeats: int, device: torch.device, queries: int = QUERIES) -> list[dict]:
+def measure(ks: list[int], repeats: int, device: torch.device, queries: int = QUERIES,
+            baseline: str = "reference", world: World = World(0, 1)) -> list[dict]:
     batch, rows = tasks(device, queries), []
+    batch = [batch[i] for i in my_share(world, len(batch))]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for k in ks:
-        steps = {name: make() for name, make in implementations(k, device).items()}
+        steps = {name: make() for name, make in implementations(k, device, baseline, world).items()}
         times: dict[str, list[float]] = {name: [] for name in steps}
         for step in steps.values():  # warm-up
             step(batch)
@@ -151,7 +209,8 @@ def measure(ks: list[int], repeats: int, device: torch.device, queries: int = QU
             memory = allocator_peak_mb(step, batch) if device.type == "cpu" else float("nan")
             rows.append({"impl": name, "k": k, "ms": 1000 * median, "it_s": 1 / median, "peak_mb": memory,
                          "gflops": flops(step, batch) / median / 1e9})
-            print(f"k={k:<4} {name:<24} {1000 * median:9.1f} ms  {memory:8.1f} MB", flush=True)
+            if world.main:
+                print(f"k={k:<4} {name:<40} {1000 * median:9.1f} ms  {memory:8.1f} MB", flush=True)
     return rows
 
 
@@ -189,16 +248,21 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=QUERIES,
                    help="D_val images per class, for every implementation (the paper's lazy protocol uses 1)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--baseline-model", choices=("reference", "lazymeta"), default="reference",
+                   help="the Conv4 the libraries run: the usual NCHW conv-BN-ReLU-pool one, or lazymeta's")
     p.add_argument("--plot", default="bench_meta_step.png", help="where to write the time/memory-vs-k plot")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    rows = measure(a.ks, a.repeats, torch.device(a.device), a.queries)
-    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, device {a.device}\n")
-    print(table(rows))
-    plot(rows, a.plot)
-    print(f"\nplot: {a.plot}")
+    world = join()
+    rows = measure(a.ks, a.repeats, torch.device(a.device), a.queries, a.baseline_model, world)
+    if world.main:
+        print(f"\ntorch {torch.__version__}, {world.size} process(es) x {torch.get_num_threads()} threads, "
+              f"device {a.device}, D_val {a.queries}/class, libraries on the {a.baseline_model} Conv4\n")
+        print(table(rows))
+        plot(rows, a.plot)
+        print(f"\nplot: {a.plot}")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,27 @@ def test_constructed_minimum_is_found_exactly():
     assert float(leap.loss) == pytest.approx(0.0, abs=1e-20)
 
 
+def test_bfloat16_scoring_changes_only_the_scores_not_a_clear_choice():
+    # matmul runs in bfloat16 under autocast: the minimum (γ = 0.85) is far clearer than the rounding
+    g = torch.Generator().manual_seed(0)
+    x, theta, phi = (torch.randn(64, 16, generator=g) for _ in range(3))
+    theta, phi = {"w": theta[:16]}, {"w": phi[:16]}
+    target = x @ (0.85 * theta["w"] + 0.15 * phi["w"])
+
+    def metric(p):
+        return ((x @ p["w"] - target) ** 2).mean(), torch.tensor(1.0)
+
+    exact = LazyTeacher().choose(theta, [phi], metric)
+    fast = LazyTeacher(score_precision="bfloat16").choose(theta, [phi], metric)
+    assert float(exact.gamma) == float(fast.gamma) == pytest.approx(0.85)
+    assert float(exact.loss) < 1e-10 < float(fast.loss)  # the candidates really were scored in bfloat16
+    leapt = LazyTeacher.leap(theta, [phi], fast)  # the leap itself stays in full precision
+    assert leapt["w"].dtype == torch.float32 and float(metric(leapt)[0]) < 1e-10
+
+
 def test_bad_settings_are_rejected():
+    with pytest.raises(ValueError, match="score_precision"):
+        LazyTeacher(score_precision="float16")
     with pytest.raises(ValueError, match="select"):
         LazyTeacher(select="acc")
     with pytest.raises(ValueError, match="gammas"):

@@ -20,7 +20,10 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 def channels_last(x: Tensor) -> Tensor:
     """``x`` with NHWC strides, also when it has one channel (where ``.contiguous(memory_format=...)``
-    keeps NCHW strides, which are equally valid for C = 1, and convolutions then answer in NCHW)."""
+    keeps NCHW strides, which are equally valid for C = 1, and convolutions then answer in NCHW).
+    Under ``vmap`` over images the physical tensor has another rank and keeps its layout."""
+    if torch._C._functorch.is_batchedtensor(x):
+        return x
     return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
 
 

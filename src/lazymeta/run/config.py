@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from lazymeta.teacher import DEFAULT_GAMMAS
+from lazymeta.teacher import DEFAULT_GAMMAS, SCORE_PRECISIONS
 
 
 class ConfigError(ValueError):
@@ -59,6 +59,7 @@ class AlgorithmConfig:
     gammas: list[float] = field(default_factory=lambda: list(DEFAULT_GAMMAS))
     alpha_step: float = 0.05
     select: str = "loss"  # or "accuracy"
+    score_precision: str = "float32"  # or "bfloat16": the teacher scores its candidates under autocast
     test_steps: int | None = None  # default: steps
     test_leap: str = "student"  # lazy algorithms only: student | mean | holdout
 
@@ -208,6 +209,8 @@ def resolve(config: RunConfig) -> RunConfig:
         (config.episodes.label_order in LABEL_ORDERS, f"episodes.label_order must be one of {LABEL_ORDERS}"),
         (config.algorithm.test_leap in TEST_LEAPS, f"algorithm.test_leap must be one of {TEST_LEAPS}"),
         (config.algorithm.select in ("loss", "accuracy"), "algorithm.select must be loss or accuracy"),
+        (config.algorithm.score_precision in SCORE_PRECISIONS,
+         f"algorithm.score_precision must be one of {SCORE_PRECISIONS}, got {config.algorithm.score_precision!r}"),
         (config.iterations >= 0, f"iterations must be >= 0, got {config.iterations}"),
         (config.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {config.checkpoint_every}"),
         (optim.meta_batch >= 1, f"optim.meta_batch must be >= 1, got {optim.meta_batch}"),

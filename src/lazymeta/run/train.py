@@ -50,7 +50,7 @@ def build_learner(config: RunConfig, transform: ImageTransform, device: torch.de
                         ways=config.episodes.ways, hidden=hidden).to(device)
     optimizer_cls = torch.optim.Adam if o.name == "adam" else torch.optim.SGD
     student = Student(a.steps, a.inner_lr, a.keep_last)
-    teacher = LazyTeacher(tuple(a.gammas), a.alpha_step, a.select)
+    teacher = LazyTeacher(tuple(a.gammas), a.alpha_step, a.select, score_precision=a.score_precision)
     learner = MetaLearner(model, a.name, student, teacher, optimizer_cls(model.parameters(), lr=o.lr),
                           a.test_leap, a.test_steps)
     learner.transform = transform
