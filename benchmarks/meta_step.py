@@ -68,11 +68,12 @@ def baseline_model(kind: str) -> nn.Module:
     return ReferenceConv4() if kind == "reference" else Conv4(1, 28, WAYS, 64)
 
 
-def ours(name: str, k: int, device: torch.device, score_precision: str = "float32") -> Callable[[list[Task]], object]:
+def ours(name: str, k: int, device: torch.device, score_precision: str = "float32",
+         task_threads: int = 1) -> Callable[[list[Task]], object]:
     model = Conv4(1, 28, WAYS, 64).to(device)
     teacher = LazyTeacher(score_precision=score_precision)
     learner = MetaLearner(model, name, Student(k, INNER_LR), teacher,
-                          meta_optimizer=torch.optim.Adam(model.parameters(), 1e-3))
+                          meta_optimizer=torch.optim.Adam(model.parameters(), 1e-3), task_threads=task_threads)
     return learner.meta_step
 
 
@@ -139,11 +140,12 @@ def higher_maml(k: int, device: torch.device, model: nn.Module) -> Callable[[lis
     return step
 
 
-def implementations(k: int, device: torch.device, baseline: str, world: World) -> dict[str, Callable[[], Callable]]:
-    impls = {f"lazymeta {name}": (lambda name=name: ours(name, k, device)) for name in ALGORITHMS
-             if name != "maml" or k <= SECOND_ORDER_MAX_K}
+def implementations(k: int, device: torch.device, baseline: str, world: World,
+                    task_threads: int = 1) -> dict[str, Callable[[], Callable]]:
+    impls = {f"lazymeta {name}": (lambda name=name: ours(name, k, device, task_threads=task_threads))
+             for name in ALGORITHMS if name != "maml" or k <= SECOND_ORDER_MAX_K}
     for name in ("lazy-maml", "lazy-reptile"):
-        impls[f"lazymeta {name} (bf16 scoring)"] = lambda name=name: ours(name, k, device, "bfloat16")
+        impls[f"lazymeta {name} (bf16 scoring)"] = lambda name=name: ours(name, k, device, "bfloat16", task_threads)
     if world.size > 1:  # the libraries have no task-parallel meta-step to compare with
         return impls
     try:
@@ -187,12 +189,12 @@ def flops(step: Callable, batch: list[Task]) -> int:
 
 
 def measure(ks: list[int], repeats: int, device: torch.device, queries: int = QUERIES,
-            baseline: str = "reference", world: World = World(0, 1)) -> list[dict]:
+            baseline: str = "reference", world: World = World(0, 1), task_threads: int = 1) -> list[dict]:
     batch, rows = tasks(device, queries), []
     batch = [batch[i] for i in my_share(world, len(batch))]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for k in ks:
-        steps = {name: make() for name, make in implementations(k, device, baseline, world).items()}
+        steps = {name: make() for name, make in implementations(k, device, baseline, world, task_threads).items()}
         times: dict[str, list[float]] = {name: [] for name in steps}
         for step in steps.values():  # warm-up
             step(batch)
@@ -248,6 +250,7 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=QUERIES,
                    help="D_val images per class, for every implementation (the paper's lazy protocol uses 1)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--task-threads", type=int, default=1, help="lazymeta's MetaLearner(task_threads=...)")
     p.add_argument("--baseline-model", choices=("reference", "lazymeta"), default="reference",
                    help="the Conv4 the libraries run: the usual NCHW conv-BN-ReLU-pool one, or lazymeta's")
     p.add_argument("--plot", default="bench_meta_step.png", help="where to write the time/memory-vs-k plot")
@@ -256,10 +259,11 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     world = join()
-    rows = measure(a.ks, a.repeats, torch.device(a.device), a.queries, a.baseline_model, world)
+    rows = measure(a.ks, a.repeats, torch.device(a.device), a.queries, a.baseline_model, world, a.task_threads)
     if world.main:
         print(f"\ntorch {torch.__version__}, {world.size} process(es) x {torch.get_num_threads()} threads, "
-              f"device {a.device}, D_val {a.queries}/class, libraries on the {a.baseline_model} Conv4\n")
+              f"device {a.device}, D_val {a.queries}/class, libraries on the {a.baseline_model} Conv4, "
+              f"lazymeta task_threads={a.task_threads}\n")
         print(table(rows))
         plot(rows, a.plot)
         print(f"\nplot: {a.plot}")

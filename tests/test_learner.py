@@ -59,3 +59,24 @@ def test_holdout_leap_needs_two_shots_and_chooses_on_the_held_out_examples():
         torch.testing.assert_close(task.params[n], expected[n])
     with pytest.raises(ValueError, match="at least 2 support examples per class"):
         learner.adapt(x[:3], y[:3])
+
+
+@pytest.mark.parametrize("algorithm", ["maml", "lazy-maml", "lazy-reptile"])
+def test_tasks_in_threads_give_the_sequential_update(algorithm):
+    def trained(threads):
+        torch.manual_seed(0)
+        model = Tiny().double()
+        learner = MetaLearner(model, algorithm, Student(steps=3, lr=0.3), task_threads=threads,
+                              meta_optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+        stats = [learner.meta_step([Task(*tiny_task(20 + i + j)) for j in range(4)]) for i in range(2)]
+        return P.clone(P.params_of(model)), stats
+
+    before = torch.get_num_threads()
+    (sequential, seq_stats), (threaded, thr_stats) = trained(1), trained(3)
+    assert torch.get_num_threads() == before  # the op-thread count is restored
+    for n in sequential:
+        torch.testing.assert_close(threaded[n], sequential[n], rtol=1e-12, atol=1e-12)
+    for a, b in zip(seq_stats, thr_stats):
+        assert a == pytest.approx(b, rel=1e-12)
+    with pytest.raises(ValueError, match="task_threads"):
+        MetaLearner(Tiny(), algorithm, Student(steps=1, lr=0.1), task_threads=0)

@@ -1,7 +1,11 @@
 """MetaLearner: meta-training steps over a meta-batch of classification tasks, and test-time adaptation."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import copy
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -92,12 +96,18 @@ class MetaLearner:
             ``holdout`` (choose (γ, α) on one held-out support example per class, then apply them to a
             student run on the whole support set; needs K > 1).
         test_steps: student steps at test time (default: the training k).
+        task_threads: on a CPU, run the meta-batch's tasks in this many threads of one op-thread each
+            instead of one task at a time on all op threads. A task's small convolutions scale poorly
+            over cores, independent tasks scale well (benchmarks/meta_step.py). Same update up to
+            float rounding.
     """
 
     def __init__(self, model: nn.Module, algorithm: str | Algorithm, student: Student,
                  teacher: LazyTeacher | None = None, meta_optimizer: torch.optim.Optimizer | None = None,
-                 test_leap: str = "student", test_steps: int | None = None):
-        self.model = model
+                 test_leap: str = "student", test_steps: int | None = None, task_threads: int = 1):
+        if task_threads < 1:
+            raise ValueError(f"task_threads must be >= 1, got {task_threads}")
+        self.model, self.task_threads = model, task_threads
         self.algorithm = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
         if self.algorithm.lazy and teacher is None:
             teacher = LazyTeacher()
@@ -127,17 +137,13 @@ class MetaLearner:
         theta = params_of(self.model)
         sums = [torch.zeros_like(p) for p in theta.values()]
         losses, accs, leaps = [], [], []
-        for task in tasks:
-            task = Task(*(t.to(self.device) for t in task))
-            train_loss, val_metric = classification_losses(self.forward, self.ways, *task)
-            adapted = self.algorithm.adapt(theta, self.student, self.teacher, train_loss, val_metric)
-            grads, (loss, acc) = self.algorithm.meta_gradient(theta, adapted, val_metric)
+        for grads, loss, acc, leap in self._run_tasks(theta, tasks):  # summed in task order, however run
             for s, g in zip(sums, grads):
                 s.add_(g)
             losses.append(loss)
             accs.append(acc)
-            if adapted.leap is not None:
-                leaps.append(torch.cat([adapted.leap.gamma.view(1), adapted.leap.alpha]))
+            if leap is not None:
+                leaps.append(torch.cat([leap.gamma.view(1), leap.alpha]))
         losses_t = torch.stack(losses)
         finite = torch.isfinite(losses_t)
         choices = torch.stack(leaps).sum(0) if leaps else losses_t.new_zeros(0)
@@ -157,6 +163,31 @@ class MetaLearner:
         if leaps:
             stats["gamma"] = self._track_leaps(metrics[4:].double().cpu() / count)
         return stats
+
+    def _task_update(self, theta: Params, task: Task, forward: Callable[[Params, Tensor], Tensor] | None = None
+                     ) -> tuple[list[Tensor], Tensor, Tensor, Leap | None]:
+        """One task's contribution to θ's update, its validation loss and accuracy, and the teacher's leap."""
+        task = Task(*(t.to(self.device) for t in task))
+        train_loss, val_metric = classification_losses(forward or self.forward, self.ways, *task)
+        adapted = self.algorithm.adapt(theta, self.student, self.teacher, train_loss, val_metric)
+        grads, (loss, acc) = self.algorithm.meta_gradient(theta, adapted, val_metric)
+        return grads, loss, acc, adapted.leap
+
+    def _run_tasks(self, theta: Params, tasks: Sequence[Task]) -> Iterator[tuple]:
+        workers = min(self.task_threads, len(tasks))
+        if workers == 1 or self.device.type != "cpu":
+            yield from (self._task_update(theta, task) for task in tasks)  # one task's gradients alive at a time
+            return
+        # functional_call swaps parameters into the module it calls, so each thread calls its own copy
+        # (made now, so that buffers are current); θ itself is shared and only read.
+        local = threading.local()
+
+        def start() -> None:
+            torch.set_num_threads(1)  # OpenMP's thread count is per calling thread
+            local.forward = functional(copy.deepcopy(self.model))
+
+        with _one_op_thread(), ThreadPoolExecutor(workers, initializer=start) as pool:
+            yield from pool.map(lambda task: self._task_update(theta, task, local.forward), tasks)
 
     def _track_leaps(self, mean_choice: Tensor) -> float:
         """Update the moving average of (γ, α) with the meta-batch's mean choice; return its γ."""
@@ -226,3 +257,14 @@ def _head_size(model: nn.Module) -> int:
     if not isinstance(head, nn.Linear):
         raise ValueError("MetaLearner needs a model whose classifier is a Linear layer named `head`")
     return head.out_features
+
+
+@contextlib.contextmanager
+def _one_op_thread() -> Iterator[None]:
+    """torch's op threads set to 1 for the duration (the task threads supply the parallelism)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

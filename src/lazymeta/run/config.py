@@ -86,6 +86,7 @@ class RunConfig:
     log_every: int = 10
     eval_episodes: int = 600
     device: str = "auto"
+    task_threads: int = 1  # CPU only: run a meta-batch's tasks in this many threads (1 op thread each)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -214,6 +215,7 @@ def resolve(config: RunConfig) -> RunConfig:
         (config.iterations >= 0, f"iterations must be >= 0, got {config.iterations}"),
         (config.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {config.checkpoint_every}"),
         (optim.meta_batch >= 1, f"optim.meta_batch must be >= 1, got {optim.meta_batch}"),
+        (config.task_threads >= 1, f"task_threads must be >= 1, got {config.task_threads}"),
         (config.algorithm.steps >= 0, f"algorithm.steps must be >= 0, got {config.algorithm.steps}"),
         (config.algorithm.inner_lr > 0, f"algorithm.inner_lr must be > 0, got {config.algorithm.inner_lr}"),
         (config.episodes.val_shots >= 1, "episodes.val_shots must be >= 1 (D_val drives the outer loss)"),

@@ -52,7 +52,7 @@ def build_learner(config: RunConfig, transform: ImageTransform, device: torch.de
     student = Student(a.steps, a.inner_lr, a.keep_last)
     teacher = LazyTeacher(tuple(a.gammas), a.alpha_step, a.select, score_precision=a.score_precision)
     learner = MetaLearner(model, a.name, student, teacher, optimizer_cls(model.parameters(), lr=o.lr),
-                          a.test_leap, a.test_steps)
+                          a.test_leap, a.test_steps, config.task_threads)
     learner.transform = transform
     return learner
 
