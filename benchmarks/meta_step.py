@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from lazymeta import LazyTeacher, MetaLearner, Student, Task
 from lazymeta.algorithms import ALGORITHMS
 from lazymeta.models import Conv4
+from lazymeta.params import functional
 from lazymeta.run.distributed import World, join, my_share
 
 WAYS, SHOTS, QUERIES, META_BATCH, INNER_LR = 5, 1, 15, 4, 0.4
@@ -75,6 +76,20 @@ def ours(name: str, k: int, device: torch.device, score_precision: str = "float3
     learner = MetaLearner(model, name, Student(k, INNER_LR), teacher,
                           meta_optimizer=torch.optim.Adam(model.parameters(), 1e-3), task_threads=task_threads)
     return learner.meta_step
+
+
+def student_loop(k: int, device: torch.device) -> Callable[[list[Task]], object]:
+    """The k graph-free SGD steps of every task of the meta-batch, nothing else (their GFLOP/s is the
+    student loop's utilisation)."""
+    model = Conv4(1, 28, WAYS, 64).to(device)
+    forward, student = functional(model), Student(k, INNER_LR)
+    theta = {n: p.detach() for n, p in model.named_parameters()}
+
+    def step(batch: list[Task]) -> None:
+        for t in batch:
+            student.run(theta, lambda p, t=t: F.cross_entropy(forward(p, t.train_x), t.train_y))
+
+    return step
 
 
 @functools.cache
@@ -146,6 +161,7 @@ def implementations(k: int, device: torch.device, baseline: str, world: World,
              for name in ALGORITHMS if name != "maml" or k <= SECOND_ORDER_MAX_K}
     for name in ("lazy-maml", "lazy-reptile"):
         impls[f"lazymeta {name} (bf16 scoring)"] = lambda name=name: ours(name, k, device, "bfloat16", task_threads)
+    impls["student loop only (sequential)"] = lambda: student_loop(k, device)
     if world.size > 1:  # the libraries have no task-parallel meta-step to compare with
         return impls
     try:
@@ -179,13 +195,17 @@ def allocator_peak_mb(step: Callable, batch: list[Task]) -> float:
     return peak / 2 ** 20
 
 
-def flops(step: Callable, batch: list[Task]) -> int:
+def flops(step: Callable, batch: list[Task], world: World) -> int:
+    """Convolution and matmul FLOPs of one step, summed over the processes of a torchrun world."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with counter:
         step(batch)
-    return counter.get_total_flops()
+    total = torch.tensor(float(counter.get_total_flops()), dtype=torch.float64)
+    if world.size > 1:
+        torch.distributed.all_reduce(total)
+    return int(total)
 
 
 def measure(ks: list[int], repeats: int, device: torch.device, queries: int = QUERIES,
@@ -210,10 +230,31 @@ def measure(ks: list[int], repeats: int, device: torch.device, queries: int = QU
             median = statistics.median(times[name])
             memory = allocator_peak_mb(step, batch) if device.type == "cpu" else float("nan")
             rows.append({"impl": name, "k": k, "ms": 1000 * median, "it_s": 1 / median, "peak_mb": memory,
-                         "gflops": flops(step, batch) / median / 1e9})
+                         "gflops": flops(step, batch, world) / median / 1e9})
             if world.main:
                 print(f"k={k:<4} {name:<40} {1000 * median:9.1f} ms  {memory:8.1f} MB", flush=True)
     return rows
+
+
+def sgemm_peak(size: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of a float32 ``size``² matrix product with the current threads: the utilisation reference."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - began)
+    return 2 * size ** 3 / statistics.median(times) / 1e9
+
+
+def cpu_name() -> str:
+    try:
+        lines = open("/proc/cpuinfo").read().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+        return platform.processor() or "unknown CPU"
 
 
 def table(rows: list[dict]) -> str:
@@ -261,6 +302,9 @@ def main() -> None:
     world = join()
     rows = measure(a.ks, a.repeats, torch.device(a.device), a.queries, a.baseline_model, world, a.task_threads)
     if world.main:
+        if a.device == "cpu":
+            print(f"\n{cpu_name()}; float32 sgemm 2048x2048 with {torch.get_num_threads()} thread(s): "
+                  f"{sgemm_peak():.0f} GFLOP/s")
         print(f"\ntorch {torch.__version__}, {world.size} process(es) x {torch.get_num_threads()} threads, "
               f"device {a.device}, D_val {a.queries}/class, libraries on the {a.baseline_model} Conv4, "
               f"lazymeta task_threads={a.task_threads}\n")
