@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -226,11 +227,15 @@ def measure(ks: list[int], repeats: int, device: torch.device, queries: int = QU
                 step(batch)
                 sync()
                 times[name].append(time.perf_counter() - began)
+        # The profiler and the FLOP counter see only the calling thread: with task threads, count the
+        # FLOPs of the same computation run sequentially, and leave the memory column empty.
+        counted = implementations(k, device, baseline, world) if task_threads > 1 else {}
         for name, step in steps.items():
             median = statistics.median(times[name])
-            memory = allocator_peak_mb(step, batch) if device.type == "cpu" else float("nan")
+            threaded = task_threads > 1 and name.startswith("lazymeta ")
+            memory = allocator_peak_mb(step, batch) if device.type == "cpu" and not threaded else float("nan")
             rows.append({"impl": name, "k": k, "ms": 1000 * median, "it_s": 1 / median, "peak_mb": memory,
-                         "gflops": flops(step, batch, world) / median / 1e9})
+                         "gflops": flops(counted[name]() if threaded else step, batch, world) / median / 1e9})
             if world.main:
                 print(f"k={k:<4} {name:<40} {1000 * median:9.1f} ms  {memory:8.1f} MB", flush=True)
     return rows
@@ -260,8 +265,8 @@ def cpu_name() -> str:
 def table(rows: list[dict]) -> str:
     lines = ["| implementation | k | median ms / meta-iteration | meta-iterations / s | allocator peak MB | GFLOP/s |",
              "|---|---|---|---|---|---|"]
-    lines += [f"| {r['impl']} | {r['k']} | {r['ms']:.0f} | {r['it_s']:.2f} | {r['peak_mb']:.1f} | {r['gflops']:.1f} |"
-              for r in rows]
+    lines += [f"| {r['impl']} | {r['k']} | {r['ms']:.0f} | {r['it_s']:.2f} | "
+              f"{'n/a' if math.isnan(r['peak_mb']) else format(r['peak_mb'], '.1f')} | {r['gflops']:.1f} |" for r in rows]
     return "\n".join(lines)
 
 
