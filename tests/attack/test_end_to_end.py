@@ -1,6 +1,9 @@
 """A meta-attack on a tiny real MNIST target succeeds on most images with fewer queries than ZOO,
 and the command line caches its stages in the run directory."""
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,6 +53,10 @@ def test_cli_runs_every_stage_and_reuses_cached_ones(mnist_root, tmp_path, capsy
     assert (out / "success_vs_queries.png").stat().st_size > 0 and "| zoo |" in (out / "table.md").read_text()
     assert len(list((out / "attackers").iterdir())) == 2
     assert main(["attack", "run", *args, "--set", "attack.targeted=true"]) == 0  # new attacks, same zoo and attackers
+    script = Path(__file__).parents[2] / "scripts" / "attack_heldout_mse.py"
+    lines = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    assert len(lines) == 2 and all("MSE on 500 images" in line for line in lines)  # 500 whatever attack_images is
     assert len(list((out / "attacks").iterdir())) == 8 and len(list((out / "attackers").iterdir())) == 2
     assert main(["attack", "run", *args, "--set", "methods=[bogus]"]) == 2
     assert "unknown" in capsys.readouterr().err
