@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from lazymeta import LazyTeacher, MetaLearner, Student, Task
 from lazymeta.algorithms import ALGORITHMS
 from lazymeta.models import Conv4
-from lazymeta.params import functional
+from lazymeta.params import detach, functional, params_of
 from lazymeta.run.distributed import World, join, my_share
 
 WAYS, SHOTS, QUERIES, META_BATCH, INNER_LR = 5, 1, 15, 4, 0.4
@@ -84,7 +84,7 @@ def student_loop(k: int, device: torch.device) -> Callable[[list[Task]], object]
     student loop's utilisation)."""
     model = Conv4(1, 28, WAYS, 64).to(device)
     forward, student = functional(model), Student(k, INNER_LR)
-    theta = {n: p.detach() for n, p in model.named_parameters()}
+    theta = detach(params_of(model))
 
     def step(batch: list[Task]) -> None:
         for t in batch:

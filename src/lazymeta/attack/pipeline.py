@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from lazymeta.attack.attack import AttackSettings, attack
@@ -26,9 +26,9 @@ from lazymeta.attack.metaattacker import (
     prediction_mse,
 )
 from lazymeta.attack.report import plot, summary, table
-from lazymeta.attack.zoo import ZooSettings, cached_classifier, correct, cpu_state, load_images
+from lazymeta.attack.zoo import ZooSettings, cached_classifier, correct, load_images
 from lazymeta.models.attack import meta_attacker
-from lazymeta.run.checkpoint import CONFIG, atomic_write, write_text
+from lazymeta.run.checkpoint import CONFIG, save_weights, write_text
 from lazymeta.run.config import ConfigError
 from lazymeta.run.runtime import pick_device
 
@@ -144,7 +144,7 @@ def train_attacker(c: AttackConfig, run_dir: Path, section: str, models: dict[st
     held_out = GradientTask(held, input_gradients(target, held, held_labels))
     write_text(directory / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
     write_text(directory / "heldout.json", json.dumps({"target_gradient_mse": prediction_mse(model, held_out)}))
-    atomic_write(path, lambda tmp: save_file(cpu_state(model), str(tmp)))
+    save_weights(path, model.state_dict())
     return model
 
 

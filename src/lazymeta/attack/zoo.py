@@ -6,13 +6,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from lazymeta.data import load_split
 from lazymeta.models.attack import build_classifier
-from lazymeta.run.checkpoint import atomic_write
+from lazymeta.run.checkpoint import save_weights
 
 
 def load_images(dataset: str, split: str, root: str | None, limit: int = 0) -> tuple[Tensor, Tensor]:
@@ -61,11 +61,6 @@ def correct(model: nn.Module, images: Tensor, labels: Tensor, batch: int = 1000)
                           for lo in range(0, len(images), batch)])
 
 
-def cpu_state(model: nn.Module) -> dict[str, Tensor]:
-    """The state dict (buffers included) as contiguous CPU tensors, as safetensors files hold it."""
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-
-
 def cached_classifier(directory: Path, name: str, settings: ZooSettings, train: tuple[Tensor, Tensor] | None,
                       generator: torch.Generator, device: torch.device, progress: bool = False) -> nn.Module:
     """``directory/<name>.safetensors`` if it exists, else train it on ``train`` (on its device) and save it."""
@@ -75,5 +70,5 @@ def cached_classifier(directory: Path, name: str, settings: ZooSettings, train: 
         model.load_state_dict(load_file(str(path)))
         return model.eval()
     model = train_classifier(name, *train, settings, generator, progress)
-    atomic_write(path, lambda tmp: save_file(cpu_state(model), str(tmp)))
+    save_weights(path, model.state_dict())
     return model

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
@@ -184,11 +184,6 @@ class Trainer:
                 "per_class": per_class}
 
 
-def save_weights(path: Path, model: nn.Module) -> None:
-    tensors = {n: t.detach().cpu().contiguous() for n, t in model.state_dict().items()}
-    ckpt.atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
-
-
 def _truncate_metrics(path: Path, epoch: int) -> None:
     """Drop the metric lines a killed run wrote after the checkpoint we resume from."""
     if path.exists():
@@ -227,14 +222,14 @@ def _loop(trainer: Trainer, run_dir: Path, progress: bool) -> None:
                 record.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
                 if val["accuracy"] > trainer.best["val_accuracy"]:
                     trainer.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"]}
-                    save_weights(run_dir / BEST, trainer.model)
+                    ckpt.save_weights(run_dir / BEST, trainer.model.state_dict())
             record["seconds"] = time.perf_counter() - began
             trainer.epoch = epoch + 1
             ckpt.save_state(run_dir, trainer.state_dict())
             log.write(json.dumps(record) + "\n")
             log.flush()
             bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("loss", "val_accuracy")})
-    save_weights(run_dir / ckpt.MODEL, trainer.model)
+    ckpt.save_weights(run_dir / ckpt.MODEL, trainer.model.state_dict())
 
 
 def shot_groups(counts: list[int], per_class: list[float]) -> dict:

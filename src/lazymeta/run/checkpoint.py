@@ -29,11 +29,15 @@ def load_state(run_dir: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def save_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Tensors (parameters or a state dict, on any device) as a safetensors file of contiguous CPU copies."""
+    cpu = {n: t.detach().cpu().contiguous() for n, t in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(cpu, str(tmp), metadata=metadata))
+
+
 def save_model(run_dir: Path, weights: Params, metadata: dict) -> None:
     """Meta-parameters as safetensors, with the JSON-encoded metadata needed to use them."""
-    tensors = {n: t.detach().cpu().contiguous() for n, t in weights.items()}
-    meta = {k: json.dumps(v) for k, v in metadata.items()}
-    atomic_write(run_dir / MODEL, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    save_weights(run_dir / MODEL, weights, {k: json.dumps(v) for k, v in metadata.items()})
 
 
 def load_model(run_dir: Path) -> tuple[Params, dict]:
