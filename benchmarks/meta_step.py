@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from torch import Tensor, nn
 
 from lazymeta import LazyTeacher, MetaLearner, Student, Task
 from lazymeta.algorithms import ALGORITHMS
+from lazymeta.learner import batched_classification_losses
 from lazymeta.models import Conv4
 from lazymeta.params import detach, functional, params_of
 from lazymeta.run.distributed import World, join, my_share
@@ -71,22 +73,26 @@ def baseline_model(kind: str) -> nn.Module:
 
 
 def ours(name: str, k: int, device: torch.device, score_precision: str = "float32",
-         task_threads: int = 1) -> Callable[[list[Task]], object]:
+         task_threads: int = 1, batch_tasks: bool = False) -> Callable[[list[Task]], object]:
     model = Conv4(1, 28, WAYS, 64).to(device)
     teacher = LazyTeacher(score_precision=score_precision)
-    learner = MetaLearner(model, name, Student(k, INNER_LR), teacher,
-                          meta_optimizer=torch.optim.Adam(model.parameters(), 1e-3), task_threads=task_threads)
+    learner = MetaLearner(model, name, Student(k, INNER_LR), teacher, torch.optim.Adam(model.parameters(), 1e-3),
+                          task_threads=task_threads, batch_tasks=batch_tasks)
     return learner.meta_step
 
 
-def student_loop(k: int, device: torch.device) -> Callable[[list[Task]], object]:
+def student_loop(k: int, device: torch.device, batched: bool = False) -> Callable[[list[Task]], object]:
     """The k graph-free SGD steps of every task of the meta-batch, nothing else (their GFLOP/s is the
-    student loop's utilisation)."""
+    student loop's utilisation): task by task, or all tasks in one vmapped pass per step."""
     model = Conv4(1, 28, WAYS, 64).to(device)
     forward, student = functional(model), Student(k, INNER_LR)
     theta = detach(params_of(model))
 
     def step(batch: list[Task]) -> None:
+        if batched:
+            train_loss, _ = batched_classification_losses(forward, WAYS, *(torch.stack(f) for f in zip(*batch)))
+            student.run({n: p.expand(len(batch), *p.shape) for n, p in theta.items()}, train_loss)
+            return
         for t in batch:
             student.run(theta, lambda p, t=t: F.cross_entropy(forward(p, t.train_x), t.train_y))
 
@@ -156,33 +162,57 @@ def higher_maml(k: int, device: torch.device, model: nn.Module) -> Callable[[lis
     return step
 
 
-def implementations(k: int, device: torch.device, baseline: str, world: World,
-                    task_threads: int = 1) -> dict[str, Callable[[], Callable]]:
+def implementations(k: int, device: torch.device, baseline: str, world: World, task_threads: int = 1,
+                    batch_tasks: bool = False, second_order_max_k: int = SECOND_ORDER_MAX_K
+                    ) -> dict[str, Callable[[], Callable]]:
+    second_order = k <= second_order_max_k
     impls = {f"lazymeta {name}": (lambda name=name: ours(name, k, device, task_threads=task_threads))
-             for name in ALGORITHMS if name != "maml" or k <= SECOND_ORDER_MAX_K}
+             for name in ALGORITHMS if name != "maml" or second_order}
     for name in ("lazy-maml", "lazy-reptile"):
         impls[f"lazymeta {name} (bf16 scoring)"] = lambda name=name: ours(name, k, device, "bfloat16", task_threads)
     impls["student loop only (sequential)"] = lambda: student_loop(k, device)
+    if batch_tasks:
+        for name in ALGORITHMS:
+            if name != "maml" or second_order:
+                impls[f"lazymeta {name} (batched tasks)"] = lambda name=name: ours(name, k, device, batch_tasks=True)
+        impls["lazymeta lazy-maml (batched tasks, bf16 scoring)"] = lambda: ours("lazy-maml", k, device, "bfloat16",
+                                                                                batch_tasks=True)
+        impls["student loop only (batched tasks)"] = lambda: student_loop(k, device, batched=True)
     if world.size > 1:  # the libraries have no task-parallel meta-step to compare with
         return impls
     try:
         import_learn2learn_maml()
-        if k <= SECOND_ORDER_MAX_K:
+        if second_order:
             impls["learn2learn MAML"] = lambda: learn2learn_maml(False, k, device, baseline_model(baseline))
         impls["learn2learn FOMAML"] = lambda: learn2learn_maml(True, k, device, baseline_model(baseline))
     except ImportError:
         pass
     try:
         import higher  # noqa: F401
-        if k <= SECOND_ORDER_MAX_K:
+        if second_order:
             impls["higher MAML"] = lambda: higher_maml(k, device, baseline_model(baseline))
     except ImportError:
         pass
     return impls
 
 
-def allocator_peak_mb(step: Callable, batch: list[Task]) -> float:
-    """Peak of allocations minus frees during one step, from the profiler's memory events."""
+def sequential_twin(name: str) -> str:
+    """The task-by-task implementation that computes what a batched-tasks row computes."""
+    if name == "student loop only (batched tasks)":
+        return "student loop only (sequential)"
+    return name.replace("batched tasks, ", "").replace(" (batched tasks)", "")
+
+
+def allocator_peak_mb(step: Callable, batch: list[Task], device: torch.device) -> float:
+    """Peak of allocations minus frees during one step: the CUDA allocator's peak above what was live
+    before it, or on a CPU from the profiler's memory events."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step(batch)
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2 ** 20
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -210,12 +240,14 @@ def flops(step: Callable, batch: list[Task], world: World) -> int:
 
 
 def measure(ks: list[int], repeats: int, device: torch.device, queries: int = QUERIES,
-            baseline: str = "reference", world: World = World(0, 1), task_threads: int = 1) -> list[dict]:
+            baseline: str = "reference", world: World = World(0, 1), task_threads: int = 1,
+            batch_tasks: bool = False, second_order_max_k: int = SECOND_ORDER_MAX_K, only: str = "") -> list[dict]:
     batch, rows = tasks(device, queries), []
     batch = [batch[i] for i in my_share(world, len(batch))]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for k in ks:
-        steps = {name: make() for name, make in implementations(k, device, baseline, world, task_threads).items()}
+        made = implementations(k, device, baseline, world, task_threads, batch_tasks, second_order_max_k)
+        steps = {name: make() for name, make in made.items() if re.search(only, name)}
         times: dict[str, list[float]] = {name: [] for name in steps}
         for step in steps.values():  # warm-up
             step(batch)
@@ -227,28 +259,35 @@ def measure(ks: list[int], repeats: int, device: torch.device, queries: int = QU
                 step(batch)
                 sync()
                 times[name].append(time.perf_counter() - began)
-        # The profiler and the FLOP counter see only the calling thread: with task threads, count the
-        # FLOPs of the same computation run sequentially, and leave the memory column empty.
-        counted = implementations(k, device, baseline, world) if task_threads > 1 else {}
+        # The profiler and the FLOP counter see only the calling thread, and FlopCounterMode over-counts
+        # the grouped convolutions of vmapped tasks (about 2x): for task threads and batched tasks, count
+        # the FLOPs of the same computation run task by task; task threads leave the memory column empty.
+        sequential = implementations(k, device, baseline, world, second_order_max_k=second_order_max_k)
         for name, step in steps.items():
             median = statistics.median(times[name])
             threaded = task_threads > 1 and name.startswith("lazymeta ")
-            memory = allocator_peak_mb(step, batch) if device.type == "cpu" and not threaded else float("nan")
+            twin = sequential_twin(name)
+            memory = float("nan") if threaded else allocator_peak_mb(step, batch, device)
+            counted = sequential[twin]() if threaded or twin != name else step
             rows.append({"impl": name, "k": k, "ms": 1000 * median, "it_s": 1 / median, "peak_mb": memory,
-                         "gflops": flops(counted[name]() if threaded else step, batch, world) / median / 1e9})
+                         "gflops": flops(counted, batch, world) / median / 1e9})
             if world.main:
                 print(f"k={k:<4} {name:<40} {1000 * median:9.1f} ms  {memory:8.1f} MB", flush=True)
     return rows
 
 
-def sgemm_peak(size: int = 2048, repeats: int = 10) -> float:
-    """GFLOP/s of a float32 ``size``² matrix product with the current threads: the utilisation reference."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def sgemm_peak(size: int = 2048, repeats: int = 10, device: torch.device = torch.device("cpu")) -> float:
+    """GFLOP/s of a float32 ``size``² matrix product (with the current threads, or on the GPU with
+    torch's matmul precision setting): the utilisation reference."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     a @ b
     times = []
     for _ in range(repeats):
+        sync()
         began = time.perf_counter()
         a @ b
+        sync()
         times.append(time.perf_counter() - began)
     return 2 * size ** 3 / statistics.median(times) / 1e9
 
@@ -297,19 +336,31 @@ def main() -> None:
                    help="D_val images per class, for every implementation (the paper's lazy protocol uses 1)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     p.add_argument("--task-threads", type=int, default=1, help="lazymeta's MetaLearner(task_threads=...)")
+    p.add_argument("--batch-tasks", action="store_true",
+                   help="add rows for lazymeta's MetaLearner(batch_tasks=True) (tasks vmapped together)")
+    p.add_argument("--second-order-max-k", type=int, default=SECOND_ORDER_MAX_K,
+                   help="largest k for the second-order MAML rows (their memory and time grow with k)")
     p.add_argument("--baseline-model", choices=("reference", "lazymeta"), default="reference",
                    help="the Conv4 the libraries run: the usual NCHW conv-BN-ReLU-pool one, or lazymeta's")
+    p.add_argument("--only", default="", help="measure only the implementations whose name matches this regex")
     p.add_argument("--plot", default="bench_meta_step.png", help="where to write the time/memory-vs-k plot")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     world = join()
-    rows = measure(a.ks, a.repeats, torch.device(a.device), a.queries, a.baseline_model, world, a.task_threads)
+    device = torch.device(a.device)
+    rows = measure(a.ks, a.repeats, device, a.queries, a.baseline_model, world, a.task_threads, a.batch_tasks,
+                   a.second_order_max_k, a.only)
     if world.main:
-        if a.device == "cpu":
+        if device.type == "cpu":
             print(f"\n{cpu_name()}; float32 sgemm 2048x2048 with {torch.get_num_threads()} thread(s): "
                   f"{sgemm_peak():.0f} GFLOP/s")
+        else:
+            print(f"\n{torch.cuda.get_device_name(device)}; float32 matmul 8192x8192 "
+                  f"(TF32 {'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}): "
+                  f"{sgemm_peak(8192, device=device):.0f} GFLOP/s; convolutions with "
+                  f"TF32 {'on' if torch.backends.cudnn.allow_tf32 else 'off'} (torch's defaults)")
         print(f"\ntorch {torch.__version__}, {world.size} process(es) x {torch.get_num_threads()} threads, "
               f"device {a.device}, D_val {a.queries}/class, libraries on the {a.baseline_model} Conv4, "
               f"lazymeta task_threads={a.task_threads}\n")

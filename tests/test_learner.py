@@ -80,3 +80,50 @@ def test_tasks_in_threads_give_the_sequential_update(algorithm):
         assert a == pytest.approx(b, rel=1e-12)
     with pytest.raises(ValueError, match="task_threads"):
         MetaLearner(Tiny(), algorithm, Student(steps=1, lr=0.1), task_threads=0)
+
+
+def conv_task(seed: int, ways: int = 3, shots: int = 2, queries: int = 2, size: int = 16) -> Task:
+    g = torch.Generator().manual_seed(seed)
+    train_x = torch.randn(ways * shots, 1, size, size, generator=g, dtype=torch.float64)
+    val_x = torch.randn(ways * queries, 1, size, size, generator=g, dtype=torch.float64)
+    return Task(train_x, torch.arange(ways).repeat(shots), val_x, torch.arange(ways).repeat(queries))
+
+
+@pytest.mark.parametrize("algorithm,keep_last,select,chunk", [
+    ("maml", 1, "loss", None), ("fomaml", 1, "loss", None), ("reptile", 1, "loss", None),
+    ("lazy-maml", 1, "loss", None), ("lazy-maml", 3, "accuracy", None), ("lazy-maml", 2, "loss", 4),
+    ("lazy-reptile", 2, "loss", None)])
+def test_batched_tasks_give_the_sequential_update(algorithm, keep_last, select, chunk):
+    """vmap over the tasks of a meta-batch, through batch-statistics batch norm, second order included
+    (chunk=4: candidates vmapped too, as on a GPU)."""
+    from lazymeta.models import Conv4
+    from lazymeta.teacher import LazyTeacher
+
+    def trained(batch_tasks):
+        torch.manual_seed(0)
+        model = Conv4(1, 16, 3, hidden=8).double()
+        learner = MetaLearner(model, algorithm, Student(steps=3, lr=0.3, keep_last=keep_last),
+                              LazyTeacher(select=select, alpha_step=0.25, chunk=chunk), batch_tasks=batch_tasks,
+                              meta_optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+        stats = [learner.meta_step([conv_task(20 + i + j) for j in range(4)]) for i in range(2)]
+        return P.clone(P.params_of(model)), stats, learner.leap_ema.clone()
+
+    (sequential, seq_stats, seq_ema), (batched, bat_stats, bat_ema) = trained(False), trained(True)
+    torch.manual_seed(0)
+    start = P.clone(P.params_of(Conv4(1, 16, 3, hidden=8).double()))
+    assert max(float((sequential[n] - start[n]).abs().max()) for n in start) > 1e-3  # the steps did something
+    for n in sequential:
+        torch.testing.assert_close(batched[n], sequential[n], rtol=1e-10, atol=1e-12)
+    for a, b in zip(seq_stats, bat_stats):
+        assert a == pytest.approx(b, rel=1e-10)
+    torch.testing.assert_close(bat_ema, seq_ema, rtol=1e-12, atol=1e-12)
+
+
+def test_batched_tasks_need_equal_shapes_and_exclude_task_threads():
+    from lazymeta.models import Conv4
+
+    learner = MetaLearner(Conv4(1, 16, 3, hidden=8).double(), "fomaml", Student(steps=1, lr=0.1), batch_tasks=True)
+    with pytest.raises(ValueError, match=r"train_x has shapes \[\(6, 1, 16, 16\), \(9, 1, 16, 16\)\]"):
+        learner.meta_step([conv_task(0), conv_task(1, shots=3)])
+    with pytest.raises(ValueError, match="choose one"):
+        MetaLearner(Conv4(1, 16, 3, hidden=8), "fomaml", Student(steps=1, lr=0.1), batch_tasks=True, task_threads=2)

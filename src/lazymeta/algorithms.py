@@ -69,7 +69,8 @@ class Algorithm:
 
     def meta_gradient(self, theta: Params, adapted: Adapted,
                       val_metric: Metric) -> tuple[list[Tensor], tuple[Tensor, Tensor]]:
-        """This task's contribution to θ's update, and its validation (loss, accuracy), detached."""
+        """This task's contribution to θ's update and its validation (loss, accuracy), detached; with a
+        leading task dimension on θ and the metric, each task's."""
         if self.outer == "reptile":
             if adapted.leap is not None:  # the teacher already scored the chosen leap
                 metrics = adapted.leap.loss, adapted.leap.accuracy
@@ -78,7 +79,7 @@ class Algorithm:
                     metrics = val_metric(adapted.params)
             return [(p - adapted.params[n]).detach() for n, p in theta.items()], metrics
         loss, accuracy = val_metric(adapted.params)
-        grads = torch.autograd.grad(loss, list(theta.values()))
+        grads = torch.autograd.grad(loss.sum(), list(theta.values()))  # a batch of tasks: one loss each
         return list(grads), (loss.detach(), accuracy.detach())
 
 

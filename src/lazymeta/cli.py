@@ -44,6 +44,7 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="dataset split (default: the run's test split)")
     p.add_argument("--test-leap", choices=("student", "mean", "holdout"), help="lazy algorithms: test-time leap")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the run's device setting)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -100,7 +101,8 @@ def _train(args: argparse.Namespace) -> None:
 def _eval(args: argparse.Namespace) -> None:
     from lazymeta.run.train import evaluate_run
 
-    report = evaluate_run(args.run_dir, args.episodes, args.split, args.test_leap, progress=not args.quiet)
+    report = evaluate_run(args.run_dir, args.episodes, args.split, args.test_leap, progress=not args.quiet,
+                          device=args.device)
     print(json.dumps(report) if args.json else format_report(report))
 
 

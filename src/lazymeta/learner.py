@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.func import vmap
 
 from lazymeta.algorithms import Algorithm, get_algorithm
 from lazymeta.batchnorm import BN_MODES, forward_with_support_statistics
@@ -41,18 +42,34 @@ class NonFiniteLossError(FloatingPointError):
         self.task = task
 
 
+def _episode_losses(forward: Callable[[Params, Tensor], Tensor], ways: int
+                    ) -> tuple[Callable[[Params, Tensor, Tensor], Tensor], Callable[[Params, Tensor, Tensor], tuple[Tensor, Tensor]]]:
+    """Cross-entropy and (loss, accuracy) of one parameter set on one batch, on the first ``ways`` logits."""
+
+    def loss(p: Params, x: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(forward(p, x)[:, :ways], y)
+
+    def metric(p: Params, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        logits = forward(p, x)[:, :ways]
+        return F.cross_entropy(logits, y), (logits.argmax(-1) == y).float().mean()
+
+    return loss, metric
+
+
 def classification_losses(forward: Callable[[Params, Tensor], Tensor], ways: int, train_x: Tensor,
                           train_y: Tensor, val_x: Tensor, val_y: Tensor) -> tuple[Callable[[Params], Tensor], Metric]:
-    """The student's training loss and the (loss, accuracy) metric, on the first ``ways`` logits."""
+    """The student's training loss and the (loss, accuracy) metric of one task."""
+    loss, metric = _episode_losses(forward, ways)
+    return (lambda p: loss(p, train_x, train_y)), (lambda p: metric(p, val_x, val_y))
 
-    def train_loss(p: Params) -> Tensor:
-        return F.cross_entropy(forward(p, train_x)[:, :ways], train_y)
 
-    def val_metric(p: Params) -> tuple[Tensor, Tensor]:
-        logits = forward(p, val_x)[:, :ways]
-        return F.cross_entropy(logits, val_y), (logits.argmax(-1) == val_y).float().mean()
-
-    return train_loss, val_metric
+def batched_classification_losses(forward: Callable[[Params, Tensor], Tensor], ways: int, train_x: Tensor,
+                                  train_y: Tensor, val_x: Tensor, val_y: Tensor
+                                  ) -> tuple[Callable[[Params], Tensor], Metric]:
+    """The same for T tasks stacked along a leading dimension, for parameters with a leading task
+    dimension: the training losses summed (each task's gradient is that of its own loss), the metric per task."""
+    loss, metric = _episode_losses(forward, ways)
+    return (lambda p: vmap(loss)(p, train_x, train_y).sum()), (lambda p: vmap(metric)(p, val_x, val_y))
 
 
 @dataclass
@@ -100,14 +117,22 @@ class MetaLearner:
             instead of one task at a time on all op threads. A task's small convolutions scale poorly
             over cores, independent tasks scale well (benchmarks/meta_step.py). Same update up to
             float rounding.
+        batch_tasks: run the meta-batch's tasks together, one vmapped forward and one backward per
+            student step and per teacher candidate (parameters get a leading task dimension, convolutions
+            become grouped ones). Fewer, larger kernels: a win where kernel launches dominate (GPUs),
+            not on a CPU (benchmarks/meta_step.py). The tasks of a meta-batch must have equal shapes.
+            Same update up to float rounding, second-order MAML included (autograd runs outside vmap).
     """
 
     def __init__(self, model: nn.Module, algorithm: str | Algorithm, student: Student,
                  teacher: LazyTeacher | None = None, meta_optimizer: torch.optim.Optimizer | None = None,
-                 test_leap: str = "student", test_steps: int | None = None, task_threads: int = 1):
+                 test_leap: str = "student", test_steps: int | None = None, task_threads: int = 1,
+                 batch_tasks: bool = False):
         if task_threads < 1:
             raise ValueError(f"task_threads must be >= 1, got {task_threads}")
-        self.model, self.task_threads = model, task_threads
+        if batch_tasks and task_threads > 1:
+            raise ValueError("batch_tasks and task_threads > 1 are two ways to run a meta-batch's tasks; choose one")
+        self.model, self.task_threads, self.batch_tasks = model, task_threads, batch_tasks
         self.algorithm = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
         if self.algorithm.lazy and teacher is None:
             teacher = LazyTeacher()
@@ -140,17 +165,17 @@ class MetaLearner:
         for grads, loss, acc, leap in self._run_tasks(theta, tasks):  # summed in task order, however run
             for s, g in zip(sums, grads):
                 s.add_(g)
-            losses.append(loss)
-            accs.append(acc)
+            losses.append(loss.reshape(-1))  # one task's scalar or a batch of tasks' vector
+            accs.append(acc.reshape(-1))
             if leap is not None:
-                leaps.append(torch.cat([leap.gamma.view(1), leap.alpha]))
-        losses_t = torch.stack(losses)
+                leaps.append(torch.cat([leap.gamma.unsqueeze(-1), leap.alpha], -1).reshape(-1, 1 + leap.alpha.shape[-1]))
+        losses_t = torch.cat(losses)
         finite = torch.isfinite(losses_t)
-        choices = torch.stack(leaps).sum(0) if leaps else losses_t.new_zeros(0)
-        metrics = torch.cat([torch.stack([losses_t.nan_to_num().sum(), torch.stack(accs).sum(),
-                                          (~finite).sum().to(losses_t), losses_t.new_tensor(len(tasks))]), choices])
+        choices = torch.cat(leaps).sum(0) if leaps else losses_t.new_zeros(0)
+        metrics = torch.cat([torch.stack([losses_t.nan_to_num().sum(), torch.cat(accs).sum(),
+                                          (~finite).sum().to(losses_t), losses_t.new_full((), len(tasks))]), choices])
         total = _all_reduce(torch.cat([*(s.reshape(-1) for s in sums), metrics.to(sums[0])]))
-        grads, metrics = total[:-len(metrics)], total[-len(metrics):]
+        grads, metrics = total[:-len(metrics)], total[-len(metrics):].double().cpu()  # the step's one host sync
         loss, acc, bad, count = metrics[:4].tolist()
         if bad:
             index = None if finite.all() else int(torch.nonzero(~finite)[0])
@@ -161,7 +186,7 @@ class MetaLearner:
         self.optimizer.zero_grad(set_to_none=True)
         stats = {"loss": loss / count, "accuracy": acc / count}
         if leaps:
-            stats["gamma"] = self._track_leaps(metrics[4:].double().cpu() / count)
+            stats["gamma"] = self._track_leaps(metrics[4:] / count)
         return stats
 
     def _task_update(self, theta: Params, task: Task, forward: Callable[[Params, Tensor], Tensor] | None = None
@@ -173,7 +198,26 @@ class MetaLearner:
         grads, (loss, acc) = self.algorithm.meta_gradient(theta, adapted, val_metric)
         return grads, loss, acc, adapted.leap
 
+    def _batched_update(self, theta: Params, tasks: Sequence[Task]) -> tuple[list[Tensor], Tensor, Tensor, Leap | None]:
+        """The summed contribution of all tasks, computed with a leading task dimension; per-task
+        validation losses, accuracies and leaps."""
+        stacked = []
+        for field, parts in zip(Task._fields, zip(*tasks)):
+            shapes = sorted({tuple(p.shape) for p in parts})
+            if len(shapes) > 1:
+                raise ValueError(f"batch_tasks needs tasks of one shape, but {field} has shapes {shapes}; "
+                                 "sample equal-sized episodes or set batch_tasks=False")
+            stacked.append(torch.stack(parts).to(self.device))
+        train_loss, val_metric = batched_classification_losses(self.forward, self.ways, *stacked)
+        per_task = {n: p.expand(len(tasks), *p.shape) for n, p in theta.items()}  # views: gradients flow to θ
+        adapted = self.algorithm.adapt(per_task, self.student, self.teacher, train_loss, val_metric)
+        grads, (loss, acc) = self.algorithm.meta_gradient(per_task, adapted, val_metric)
+        return [g.sum(0) for g in grads], loss, acc, adapted.leap
+
     def _run_tasks(self, theta: Params, tasks: Sequence[Task]) -> Iterator[tuple]:
+        if self.batch_tasks:
+            yield self._batched_update(theta, tasks)
+            return
         workers = min(self.task_threads, len(tasks))
         if workers == 1 or self.device.type != "cpu":
             yield from (self._task_update(theta, task) for task in tasks)  # one task's gradients alive at a time

@@ -41,13 +41,23 @@ def sub(a: Params, b: Params) -> Params:
 
 
 def lerp(start: Params, end: Params, weight: float | Tensor) -> Params:
-    """``weight * start + (1 - weight) * end`` (the teacher's γ weighs the start point)."""
-    return {name: weight * start[name] + (1 - weight) * end[name] for name in start}
+    """``weight * start + (1 - weight) * end`` (the teacher's γ weighs the start point). A tensor
+    ``weight`` of shape S weighs parameter sets with the same leading dimensions S (one γ per task)."""
+    return {name: _leading(weight, p) * p + (1 - _leading(weight, p)) * end[name] for name, p in start.items()}
 
 
-def combine(params: Sequence[Params], weights: Sequence[float] | Tensor) -> Params:
-    """Convex (or any linear) combination ``Σ_j w_j params_j``."""
-    return {name: sum(w * p[name] for w, p in zip(weights, params)) for name in params[0]}
+def combine(params: Sequence[Params], weights: Tensor) -> Params:
+    """Linear combination ``Σ_j w_j params_j``; ``weights`` has shape (*S, len(params)) for parameter
+    sets with leading dimensions S (one convex combination per task)."""
+    return {name: sum(_leading(weights[..., j], p[name]) * p[name] for j, p in enumerate(params))
+            for name in params[0]}
+
+
+def _leading(weight: float | Tensor, like: Tensor) -> float | Tensor:
+    """``weight`` shaped to broadcast over ``like``'s leading dimensions."""
+    if not isinstance(weight, Tensor):
+        return weight
+    return weight.reshape(*weight.shape, *[1] * (like.dim() - weight.dim()))
 
 
 def stack(params: Sequence[Params]) -> Params:

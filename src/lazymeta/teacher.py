@@ -6,6 +6,7 @@ constants, so ``dφ/dθ = γ I`` and the meta-gradient costs one backward pass w
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,12 +21,14 @@ from lazymeta.params import Params, combine, lerp
 DEFAULT_GAMMAS = (0.75, 0.8, 0.85, 0.9, 0.95)
 SCORE_PRECISIONS = ("float32", "bfloat16")
 
-# metric(params) -> (loss, accuracy) on the task's validation data, for one parameter set.
+# metric(params) -> (loss, accuracy) on the task's validation data, for one parameter set; or, for a
+# batch of T tasks whose parameters carry a leading task dimension, two (T,) tensors.
 Metric = Callable[[Params], tuple[Tensor, Tensor]]
 
 
 class Leap(NamedTuple):
-    """The teacher's choice for one task (0-d / 1-d tensors, so choosing needs no host sync)."""
+    """The teacher's choice, as tensors so that choosing needs no host sync: γ, loss and accuracy
+    have the metric's shape S (() for one task, (T,) for a batch of T tasks), α has shape (*S, b)."""
 
     gamma: Tensor
     alpha: Tensor
@@ -56,8 +59,9 @@ class LazyTeacher:
             scoring the candidates one by one beat vmap's grouped convolutions by about 3-5x in
             ``benchmarks/meta_step.py``, and 128 on a GPU, where one batched pass wins.
         score_precision: ``"float32"``, or ``"bfloat16"`` to score the candidates under autocast
-            (about 3x faster on CPUs with AMX or on GPUs). Only the *choice* sees the rounding: the
-            leap and its meta-gradient are computed afterwards in full precision. Near-ties between
+            (1.2-1.5x per lazy meta-step on a CPU with AMX; within noise on an H100, where scoring is
+            not the bottleneck). Only the *choice* sees the rounding: the leap and its meta-gradient
+            are computed afterwards in full precision. Near-ties between
             candidates may then be broken differently, and the scores the teacher reports are approximate.
     """
 
@@ -82,9 +86,10 @@ class LazyTeacher:
         return gammas.repeat_interleave(len(alphas)), alphas.repeat(len(gammas), 1)
 
     def choose(self, theta: Params, checkpoints: Sequence[Params], metric: Metric) -> Leap:
-        """Score every candidate leap on the validation data (batched with vmap) and keep the best."""
+        """Score every candidate leap on the validation data and keep the best (per task, when θ and
+        the checkpoints carry a leading task dimension and the metric scores every task)."""
         ref = next(iter(theta.values()))
-        gammas, alphas = (t.to(ref) for t in self.candidates(len(checkpoints)))
+        gammas, alphas = _grid_on(tuple(self.gammas), self.alpha_step, len(checkpoints), ref.device, ref.dtype)
         theta = {n: p.detach() for n, p in theta.items()}
         stacked = {n: torch.stack([c[n].detach() for c in checkpoints]) for n in theta}
         chunk = self.chunk or (128 if ref.is_cuda else 1)
@@ -95,17 +100,24 @@ class LazyTeacher:
                 candidates = _candidate_params(theta, stacked, gammas[lo:lo + chunk], alphas[lo:lo + chunk])
                 if chunk == 1:
                     loss, acc = metric({n: p[0] for n, p in candidates.items()})
-                    scored.append((loss.view(1), acc.view(1)))
+                    scored.append((loss.unsqueeze(0), acc.unsqueeze(0)))
                 else:
                     scored.append(vmap(metric)(candidates))
-        loss, acc = (torch.cat(parts) for parts in zip(*scored))
+        loss, acc = (torch.cat(parts) for parts in zip(*scored))  # (candidates, *S)
         best = self._best(loss, acc)
-        return Leap(gammas[best], alphas[best], loss[best], acc[best])
+
+        def row(grid: Tensor) -> Tensor:  # not grid[best]: indexing with a 0-d GPU tensor syncs with the host
+            return grid.index_select(0, best.reshape(-1)).reshape(best.shape + grid.shape[1:])
+
+        def pick(scores: Tensor) -> Tensor:
+            return scores.gather(0, best.unsqueeze(0)).squeeze(0)
+
+        return Leap(row(gammas), row(alphas), pick(loss), pick(acc))
 
     def _best(self, loss: Tensor, acc: Tensor) -> Tensor:
         if self.select == "loss":
-            return torch.argmin(loss)
-        return torch.argmin(torch.where(acc == acc.max(), loss, torch.inf))
+            return torch.argmin(loss, dim=0)
+        return torch.argmin(torch.where(acc == acc.max(dim=0, keepdim=True).values, loss, torch.inf), dim=0)
 
     @staticmethod
     def leap(theta: Params, checkpoints: Sequence[Params], choice: Leap) -> Params:
@@ -114,8 +126,17 @@ class LazyTeacher:
         return lerp(theta, hull, choice.gamma)
 
 
+@functools.lru_cache(maxsize=64)
+def _grid_on(gammas: tuple[float, ...], alpha_step: float, b: int, device: torch.device,
+             dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """The candidate grid, copied to the device once: a copy per task would be a host sync per task."""
+    teacher = LazyTeacher(gammas, alpha_step)
+    return tuple(t.to(device, dtype) for t in teacher.candidates(b))
+
+
 def _candidate_params(theta: Params, stacked: Params, gammas: Tensor, alphas: Tensor) -> Params:
-    """Candidate parameter sets with a leading candidate dimension: γ_c θ + (1-γ_c) Σ_j α_cj φ_j."""
+    """Candidate parameter sets with a leading candidate dimension: γ_c θ + (1-γ_c) Σ_j α_cj φ_j
+    (``stacked`` holds the checkpoints along its first dimension)."""
     out = {}
     for name, p in theta.items():
         hull = torch.tensordot(alphas, stacked[name], dims=1)

@@ -63,3 +63,15 @@ def test_cli_runs_every_stage_and_reuses_cached_ones(mnist_root, tmp_path, capsy
     if not torch.cuda.is_available():  # an unusable device is a config error that says what to use instead
         assert main(["attack", "run", *args, "--set", "device=cuda"]) == 2
         assert "device: 'cuda'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cli_attack_runs_on_cuda(mnist_root, tmp_path):
+    args = ["--out", str(tmp_path / "run"), "--quiet", "--set", "device=cuda"]
+    for setting in [f"data.root={mnist_root}", *TINY]:
+        args += ["--set", setting]
+    torch.cuda.reset_peak_memory_stats()
+    assert main(["attack", "run", *args]) == 0
+    assert torch.cuda.max_memory_allocated() > 0  # it ran on the GPU
+    report = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert sorted(report) == ["lazy-meta", "meta", "nes", "zoo"] and all(r["images"] == 3 for r in report.values())

@@ -106,3 +106,18 @@ def test_unknown_split_is_rejected(root):
         load_split("glyphs", "validation", root=root)
     with pytest.raises(ValueError, match="choose one of"):
         glyphs.load("validation", root)
+
+
+def test_thumbnails_are_pillow_13s_pad_and_survive_a_thin_rule():
+    """Older Pillows raise in ImageOps.pad on a render under 1/32 as wide as long; the dataset must not
+    depend on the Pillow version (seen on a machine with another Pillow)."""
+    from PIL import Image, ImageOps
+
+    from lazymeta.data.glyphs import _pad
+
+    rng = np.random.default_rng(0)
+    for w, h in [(16, 16), (40, 7), (7, 40), (33, 17), (5, 90), (90, 5), (1, 1)]:
+        image = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8))
+        assert (np.asarray(_pad(image, 16)) == np.asarray(ImageOps.pad(image, (16, 16), Image.Resampling.BOX))).all()
+    thin = Image.new("L", (1, 40), 255)
+    assert np.asarray(_pad(thin, 16)).max() == 0 and _pad(thin, 16).size == (16, 16)

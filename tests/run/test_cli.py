@@ -21,7 +21,8 @@ def data_root(glyphs_root):
 def test_every_algorithm_trains_and_evaluates_from_the_cli(algorithm, data_root, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--algorithm", algorithm, "--ways", "3", "--shots", "2", "--steps", "3", "--iterations", "3",
-            "--seed", "1", "--data-root", data_root, "--out", str(out), "--set", "algorithm.keep_last=2", *TOY]
+            "--seed", "1", "--data-root", data_root, "--out", str(out), "--set", "algorithm.keep_last=2",
+            "--set", "algorithm.score_chunk=8", *TOY]  # candidates vmapped in chunks, as on a GPU
     assert main(args) == 0
     assert "accuracy (transductive BN)" in capsys.readouterr().out
     for name in ("config.yaml", "metrics.jsonl", "state.pt", "model.safetensors", "results.json"):
@@ -76,3 +77,17 @@ def test_config_file_and_flags_compose(data_root, tmp_path, capsys):
                  "--no-eval", *TOY]) == 0
     resolved = (out / "config.yaml").read_text()
     assert "name: fomaml" in resolved and "ways: 3" in resolved and "steps: 2" in resolved
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_resume_and_eval_on_cuda(data_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["--algorithm", "lazy-maml", "--steps", "3", "--data-root", data_root, "--out", str(out),
+              "--set", "device=cuda", *TOY]  # batch_tasks: null, so batched on the GPU
+    assert main(["train", "--iterations", "2", "--no-eval", *common]) == 0
+    torch.cuda.reset_peak_memory_stats()
+    assert main(["train", "--resume", str(out), "--iterations", "4", "--quiet"]) == 0
+    assert torch.cuda.max_memory_allocated() > 0  # it ran on the GPU
+    assert "accuracy (transductive BN)" in capsys.readouterr().out
+    assert main(["eval", str(out), "--episodes", "4", "--json", "--device", "cpu", "--quiet"]) == 0
+    assert 0 <= json.loads(capsys.readouterr().out)["accuracy"] <= 100

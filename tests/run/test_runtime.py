@@ -21,3 +21,19 @@ def test_unusable_device_is_a_config_error(name):
 def test_cuda_without_cuda_says_what_to_use():
     with pytest.raises(ConfigError, match="device=auto or cpu"):
         pick_device("cuda")
+
+
+def test_batch_tasks_is_on_for_gpus_unless_set_and_excludes_task_threads():
+    from lazymeta.run.config import RunConfig, resolve, update
+
+    from lazymeta.run.train import batch_tasks
+
+    assert resolve(update(RunConfig(), {"batch_tasks": True}, "--set")).batch_tasks is True
+    auto = RunConfig()
+    assert batch_tasks(auto, torch.device("cuda")) and not batch_tasks(auto, torch.device("cpu"))
+    assert not batch_tasks(update(RunConfig(), {"task_threads": 2}, "--set"), torch.device("cuda"))
+    assert not batch_tasks(update(RunConfig(), {"batch_tasks": False}, "--set"), torch.device("cuda"))
+    with pytest.raises(ConfigError, match="score_chunk must be >= 1 or null, got 0"):
+        resolve(update(RunConfig(), {"algorithm": {"score_chunk": 0}}, "--set"))
+    with pytest.raises(ConfigError, match="batch_tasks and task_threads > 1"):
+        resolve(update(RunConfig(), {"batch_tasks": True, "task_threads": 2}, "--set"))

@@ -20,7 +20,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib import ft2font
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
 from lazymeta._io import atomic_write
 from lazymeta.data.base import ImageClasses, ImageTransform
@@ -149,9 +149,20 @@ def _glyphs(code_point: int, fonts: list[ImageFont.FreeTypeFont], charmaps: list
             for font, charmap in zip(fonts, charmaps)]
 
 
-def _thumbnail(glyph: Image.Image) -> bytes:
+def _thumbnail(glyph: Image.Image, side: int = 16) -> bytes:
     """The render fitted to 16 px and binarised: what two look-alike characters share."""
-    return np.packbits(np.asarray(ImageOps.pad(glyph, (16, 16), Image.Resampling.BOX)) >= 128).tobytes()
+    return np.packbits(np.asarray(_pad(glyph, side)) >= 128).tobytes()
+
+
+def _pad(glyph: Image.Image, side: int) -> Image.Image:
+    """``ImageOps.pad(glyph, (side, side), BOX)`` as Pillow 13 computes it. Older Pillows raise on a
+    render that fits in less than one pixel across (a thin rule); Pillow 13 pads an empty one."""
+    w, h = glyph.size
+    size = (side, round(h / w * side)) if w > h else (round(w / h * side), side)
+    out = Image.new(glyph.mode, (side, side))
+    if min(size) > 0:
+        out.paste(glyph.resize(size, Image.Resampling.BOX), (round((side - size[0]) / 2), round((side - size[1]) / 2)))
+    return out
 
 
 def _candidates(charmaps: list[frozenset[int]]) -> list[int]:

@@ -19,10 +19,12 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 def channels_last(x: Tensor) -> Tensor:
-    """``x`` with NHWC strides, also when it has one channel (where ``.contiguous(memory_format=...)``
+    """On a CPU, ``x`` with NHWC strides, also when it has one channel (where ``.contiguous(memory_format=...)``
     keeps NCHW strides, which are equally valid for C = 1, and convolutions then answer in NCHW).
-    Under ``vmap`` over images the physical tensor has another rank and keeps its layout."""
-    if torch._C._functorch.is_batchedtensor(x):
+    Unchanged under ``vmap`` over images (the physical tensor has another rank and keeps its layout) and
+    on a GPU, where cuDNN picks its layouts itself and batch norm under vmap (the teacher's candidates,
+    batched tasks) cannot handle channels-last tensors ("NYI: querying is_contiguous inside of vmap")."""
+    if x.device.type != "cpu" or torch._C._functorch.is_batchedtensor(x):
         return x
     return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
 

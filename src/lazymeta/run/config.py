@@ -60,6 +60,7 @@ class AlgorithmConfig:
     alpha_step: float = 0.05
     select: str = "loss"  # or "accuracy"
     score_precision: str = "float32"  # or "bfloat16": the teacher scores its candidates under autocast
+    score_chunk: int | None = None  # candidates per vmapped scoring pass; null: 1 on a CPU, 128 on a GPU
     test_steps: int | None = None  # default: steps
     test_leap: str = "student"  # lazy algorithms only: student | mean | holdout
 
@@ -87,6 +88,9 @@ class RunConfig:
     eval_episodes: int = 600
     device: str = "auto"
     task_threads: int = 1  # CPU only: run a meta-batch's tasks in this many threads (1 op thread each)
+    # Run a meta-batch's tasks in one vmapped pass per step; null: on a GPU (1.5-2.3x faster there, 4-5x
+    # the memory), not on a CPU (slower there). docs/performance.md has the measurements.
+    batch_tasks: bool | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -216,6 +220,10 @@ def resolve(config: RunConfig) -> RunConfig:
         (config.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {config.checkpoint_every}"),
         (optim.meta_batch >= 1, f"optim.meta_batch must be >= 1, got {optim.meta_batch}"),
         (config.task_threads >= 1, f"task_threads must be >= 1, got {config.task_threads}"),
+        (config.algorithm.score_chunk is None or config.algorithm.score_chunk >= 1,
+         f"algorithm.score_chunk must be >= 1 or null, got {config.algorithm.score_chunk}"),
+        (not (config.batch_tasks and config.task_threads > 1),
+         "batch_tasks and task_threads > 1 are two ways to run a meta-batch's tasks; set one of them"),
         (config.algorithm.steps >= 0, f"algorithm.steps must be >= 0, got {config.algorithm.steps}"),
         (config.algorithm.inner_lr > 0, f"algorithm.inner_lr must be > 0, got {config.algorithm.inner_lr}"),
         (config.episodes.val_shots >= 1, "episodes.val_shots must be >= 1 (D_val drives the outer loss)"),

@@ -50,11 +50,18 @@ def build_learner(config: RunConfig, transform: ImageTransform, device: torch.de
                         ways=config.episodes.ways, hidden=hidden).to(device)
     optimizer_cls = torch.optim.Adam if o.name == "adam" else torch.optim.SGD
     student = Student(a.steps, a.inner_lr, a.keep_last)
-    teacher = LazyTeacher(tuple(a.gammas), a.alpha_step, a.select, score_precision=a.score_precision)
+    teacher = LazyTeacher(tuple(a.gammas), a.alpha_step, a.select, a.score_chunk, a.score_precision)
     learner = MetaLearner(model, a.name, student, teacher, optimizer_cls(model.parameters(), lr=o.lr),
-                          a.test_leap, a.test_steps, config.task_threads)
+                          a.test_leap, a.test_steps, config.task_threads, batch_tasks(config, device))
     learner.transform = transform
     return learner
+
+
+def batch_tasks(config: RunConfig, device: torch.device) -> bool:
+    """The config's batch_tasks, or where it is null, whether the device is a GPU (and no task threads asked)."""
+    if config.batch_tasks is not None:
+        return config.batch_tasks
+    return device.type == "cuda" and config.task_threads == 1
 
 
 def _meta_batch(sampler: EpisodeSampler, iteration: int, tasks: range) -> list[Task]:
@@ -141,12 +148,13 @@ def _loop(config: RunConfig, run_dir: Path, learner: MetaLearner, sampler: Episo
         _save(run_dir, learner, config.iterations, config)
 
 
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[MetaLearner, RunConfig]:
-    """The meta-trained learner of a run directory and the resolved config it was trained with."""
+def load_run(run_dir: str | Path, device: str | None = "cpu") -> tuple[MetaLearner, RunConfig]:
+    """The meta-trained learner of a run directory (on ``device``, or the run's own device setting when
+    None) and the resolved config it was trained with."""
     run_dir = Path(run_dir)
     weights, meta = ckpt.load_model(run_dir)
     config = update(RunConfig(), meta["config"], str(run_dir / ckpt.MODEL))
-    learner = build_learner(config, ImageTransform(**meta["transform"]), pick_device(device))
+    learner = build_learner(config, ImageTransform(**meta["transform"]), pick_device(device or config.device))
     learner.model.load_state_dict(weights)
     learner.leap_ema = torch.tensor(meta["leap_ema"], dtype=torch.float64)
     learner.leap_count = int(meta["leap_count"])
@@ -159,9 +167,10 @@ def load(run_dir: str | Path, device: str = "cpu") -> MetaLearner:
 
 
 def evaluate_run(run_dir: str | Path, episodes: int | None = None, split: str | None = None,
-                 test_leap: str | None = None, progress: bool = True) -> dict:
-    """Mean accuracy ± 95% CI of a trained run on fixed test episodes; written to results.json."""
-    learner, config = load_run(run_dir)
+                 test_leap: str | None = None, progress: bool = True, device: str | None = None) -> dict:
+    """Mean accuracy ± 95% CI of a trained run on fixed test episodes; written to results.json. Runs
+    on ``device``, by default the run's own setting (``auto``: the GPU when there is one)."""
+    learner, config = load_run(run_dir, device)
     if test_leap is not None:
         learner.test_leap = test_leap
     split = split or config.data.test_split
