@@ -127,3 +127,18 @@ def test_batched_tasks_need_equal_shapes_and_exclude_task_threads():
         learner.meta_step([conv_task(0), conv_task(1, shots=3)])
     with pytest.raises(ValueError, match="choose one"):
         MetaLearner(Conv4(1, 16, 3, hidden=8), "fomaml", Student(steps=1, lr=0.1), batch_tasks=True, task_threads=2)
+
+
+def test_batching_by_default_only_on_a_gpu_and_for_equal_shapes(monkeypatch):
+    from lazymeta.models import Conv4
+
+    equal, unequal = [conv_task(0), conv_task(1)], [conv_task(0), conv_task(1, shots=3)]
+    learner = MetaLearner(Conv4(1, 16, 3, hidden=8).double(), "lazy-maml", Student(steps=1, lr=0.1))
+    assert not learner._batching(equal)  # a CPU: task by task
+    learner.meta_step(unequal)
+    monkeypatch.setattr(MetaLearner, "device", property(lambda self: torch.device("cuda")))
+    assert learner._batching(equal) and not learner._batching(unequal)
+    learner.task_threads = 2
+    assert not learner._batching(equal)
+    learner.batch_tasks, learner.task_threads = False, 1
+    assert not learner._batching(equal)

@@ -120,14 +120,15 @@ class MetaLearner:
         batch_tasks: run the meta-batch's tasks together, one vmapped forward and one backward per
             student step and per teacher candidate (parameters get a leading task dimension, convolutions
             become grouped ones). Fewer, larger kernels: a win where kernel launches dominate (GPUs),
-            not on a CPU (benchmarks/meta_step.py). The tasks of a meta-batch must have equal shapes.
-            Same update up to float rounding, second-order MAML included (autograd runs outside vmap).
+            not on a CPU (docs/performance.md). ``None``: on a GPU, for meta-batches of equal-shaped
+            tasks (without task threads); ``True`` requires equal shapes. Same update up to float
+            rounding, second-order MAML included (autograd runs outside vmap).
     """
 
     def __init__(self, model: nn.Module, algorithm: str | Algorithm, student: Student,
                  teacher: LazyTeacher | None = None, meta_optimizer: torch.optim.Optimizer | None = None,
                  test_leap: str = "student", test_steps: int | None = None, task_threads: int = 1,
-                 batch_tasks: bool = False):
+                 batch_tasks: bool | None = None):
         if task_threads < 1:
             raise ValueError(f"task_threads must be >= 1, got {task_threads}")
         if batch_tasks and task_threads > 1:
@@ -201,21 +202,24 @@ class MetaLearner:
     def _batched_update(self, theta: Params, tasks: Sequence[Task]) -> tuple[list[Tensor], Tensor, Tensor, Leap | None]:
         """The summed contribution of all tasks, computed with a leading task dimension; per-task
         validation losses, accuracies and leaps."""
-        stacked = []
-        for field, parts in zip(Task._fields, zip(*tasks)):
-            shapes = sorted({tuple(p.shape) for p in parts})
-            if len(shapes) > 1:
-                raise ValueError(f"batch_tasks needs tasks of one shape, but {field} has shapes {shapes}; "
-                                 "sample equal-sized episodes or set batch_tasks=False")
-            stacked.append(torch.stack(parts).to(self.device))
+        mismatch = _shape_mismatch(tasks)
+        if mismatch:
+            raise ValueError(f"batch_tasks needs tasks of one shape, but {mismatch}; "
+                             "sample equal-sized episodes or set batch_tasks=False")
+        stacked = [torch.stack(parts).to(self.device) for parts in zip(*tasks)]
         train_loss, val_metric = batched_classification_losses(self.forward, self.ways, *stacked)
         per_task = {n: p.expand(len(tasks), *p.shape) for n, p in theta.items()}  # views: gradients flow to θ
         adapted = self.algorithm.adapt(per_task, self.student, self.teacher, train_loss, val_metric)
         grads, (loss, acc) = self.algorithm.meta_gradient(per_task, adapted, val_metric)
         return [g.sum(0) for g in grads], loss, acc, adapted.leap
 
+    def _batching(self, tasks: Sequence[Task]) -> bool:
+        if self.batch_tasks is not None:
+            return self.batch_tasks
+        return self.device.type == "cuda" and self.task_threads == 1 and not _shape_mismatch(tasks)
+
     def _run_tasks(self, theta: Params, tasks: Sequence[Task]) -> Iterator[tuple]:
-        if self.batch_tasks:
+        if self._batching(tasks):
             yield self._batched_update(theta, tasks)
             return
         workers = min(self.task_threads, len(tasks))
@@ -287,6 +291,15 @@ class MetaLearner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.leap_ema.copy_(state["leap_ema"])
         self.leap_count = int(state["leap_count"])
+
+
+def _shape_mismatch(tasks: Sequence[Task]) -> str:
+    """Which field of the tasks has more than one shape ('' when none has)."""
+    for field, parts in zip(Task._fields, zip(*tasks)):
+        shapes = sorted({tuple(p.shape) for p in parts})
+        if len(shapes) > 1:
+            return f"{field} has shapes {shapes}"
+    return ""
 
 
 def _all_reduce(vector: Tensor) -> Tensor:

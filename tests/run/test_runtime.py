@@ -23,16 +23,11 @@ def test_cuda_without_cuda_says_what_to_use():
         pick_device("cuda")
 
 
-def test_batch_tasks_is_on_for_gpus_unless_set_and_excludes_task_threads():
+def test_batch_tasks_and_task_threads_are_exclusive_and_score_chunk_positive():
     from lazymeta.run.config import RunConfig, resolve, update
 
-    from lazymeta.run.train import batch_tasks
-
     assert resolve(update(RunConfig(), {"batch_tasks": True}, "--set")).batch_tasks is True
-    auto = RunConfig()
-    assert batch_tasks(auto, torch.device("cuda")) and not batch_tasks(auto, torch.device("cpu"))
-    assert not batch_tasks(update(RunConfig(), {"task_threads": 2}, "--set"), torch.device("cuda"))
-    assert not batch_tasks(update(RunConfig(), {"batch_tasks": False}, "--set"), torch.device("cuda"))
+    assert RunConfig().batch_tasks is None  # the learner decides: on a GPU
     with pytest.raises(ConfigError, match="score_chunk must be >= 1 or null, got 0"):
         resolve(update(RunConfig(), {"algorithm": {"score_chunk": 0}}, "--set"))
     with pytest.raises(ConfigError, match="batch_tasks and task_threads > 1"):

@@ -52,16 +52,9 @@ def build_learner(config: RunConfig, transform: ImageTransform, device: torch.de
     student = Student(a.steps, a.inner_lr, a.keep_last)
     teacher = LazyTeacher(tuple(a.gammas), a.alpha_step, a.select, a.score_chunk, a.score_precision)
     learner = MetaLearner(model, a.name, student, teacher, optimizer_cls(model.parameters(), lr=o.lr),
-                          a.test_leap, a.test_steps, config.task_threads, batch_tasks(config, device))
+                          a.test_leap, a.test_steps, config.task_threads, config.batch_tasks)
     learner.transform = transform
     return learner
-
-
-def batch_tasks(config: RunConfig, device: torch.device) -> bool:
-    """The config's batch_tasks, or where it is null, whether the device is a GPU (and no task threads asked)."""
-    if config.batch_tasks is not None:
-        return config.batch_tasks
-    return device.type == "cuda" and config.task_threads == 1
 
 
 def _meta_batch(sampler: EpisodeSampler, iteration: int, tasks: range) -> list[Task]:
