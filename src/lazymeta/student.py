@@ -52,5 +52,5 @@ class Student:
         grads = torch.autograd.grad(loss_fn(phi), list(phi.values()), create_graph=self.create_graph)
         if self.create_graph:
             return {n: p - self.lr * g for (n, p), g in zip(phi.items(), grads)}
-        with torch.no_grad():
-            return {n: p - self.lr * g for (n, p), g in zip(phi.items(), grads)}
+        with torch.no_grad():  # one foreach op for all parameters, not two per parameter: fewer GPU launches
+            return dict(zip(phi, torch._foreach_add(list(phi.values()), grads, alpha=-self.lr)))
