@@ -23,29 +23,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def step(algorithm, tasks):
+def step(algorithm, tasks, batch_tasks=False):
     torch.manual_seed(0)
     model = Tiny().double()
     learner = MetaLearner(model, algorithm, Student(steps=3, lr=0.3, keep_last=2),
-                          meta_optimizer=torch.optim.Adam(model.parameters(), lr=0.01))
+                          meta_optimizer=torch.optim.Adam(model.parameters(), lr=0.01), batch_tasks=batch_tasks)
     stats = learner.meta_step(tasks)
     return {n: p.detach() for n, p in model.named_parameters()}, stats, learner.leap_ema
 
 
-def worker(rank, world, port, algorithm, out):
+def worker(rank, world, port, algorithm, batch_tasks, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     tasks = [Task(*tiny_task(s)) for s in range(4)]
-    result = step(algorithm, tasks[rank::world])
+    result = step(algorithm, tasks[rank::world], batch_tasks)
     if rank == 0:
         torch.save(result, out)
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("algorithm", ["lazy-maml", "lazy-reptile", "maml"])
-def test_distributed_meta_step_equals_single_process(algorithm, tmp_path):
+@pytest.mark.parametrize("algorithm,batch_tasks", [("lazy-maml", False), ("lazy-reptile", False), ("maml", False),
+                                                   ("lazy-maml", True)])
+def test_distributed_meta_step_equals_single_process(algorithm, batch_tasks, tmp_path):
+    """Each rank runs its share of the tasks (batched within the rank, in the last case)."""
     out = tmp_path / "rank0.pt"
-    mp.start_processes(worker, args=(2, free_port(), algorithm, str(out)), nprocs=2, start_method="spawn")
+    mp.start_processes(worker, args=(2, free_port(), algorithm, batch_tasks, str(out)), nprocs=2, start_method="spawn")
     params, stats, ema = torch.load(out, weights_only=False)
     expected_params, expected_stats, expected_ema = step(algorithm, [Task(*tiny_task(s)) for s in range(4)])
     for name, p in expected_params.items():
