@@ -5,6 +5,8 @@ With ``θ̃(ε) = θ - η ∇_θ (1/B) Σ_i (w_i + ε_i) l_i(θ)`` the ε-gradie
 ``γ θ̃(ε) + (1-γ) φ_k`` (φ_k a constant). The tests compare the code with central finite differences of
 these functions written out here, not with the code's own helpers.
 """
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -154,3 +156,18 @@ def test_every_method_weighs_every_example_and_steps(name):
                          x, y, reweight=True)
     assert w.shape == y.shape and torch.isfinite(w).all() and torch.isfinite(loss)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_lazy_gradient_is_the_same_with_candidates_vmapped_as_on_a_gpu():
+    """On a GPU the teacher scores its candidates in vmapped chunks, through batch norm with running buffers."""
+    model, (x, y, xv, yv) = tiny_model(track_running_stats=True), batches()
+    results = []
+    for chunk in (1, 8):
+        ctx = context(model, xv, yv)
+        ctx = dataclasses.replace(ctx, teacher=dataclasses.replace(ctx.teacher, chunk=chunk))
+        with frozen_statistics(model):
+            results.append(lazy_gradient(ctx, x, y))
+    (one, choice_one), (vmapped, choice_vmapped) = results
+    torch.testing.assert_close(vmapped, one, rtol=1e-12, atol=1e-12)
+    assert float(choice_vmapped.gamma) == float(choice_one.gamma)
+    assert model[1].num_batches_tracked == 0
