@@ -1,4 +1,4 @@
-"""Conv4's fast layout (channels-last, max-pool before ReLU) computes the textbook conv-BN-ReLU-pool
+"""Conv4's fast layouts (channels-last or not, max-pool before ReLU) compute the textbook conv-BN-ReLU-pool
 network exactly: outputs, gradients and the second-order terms MAML differentiates through."""
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,22 @@ def test_same_function_and_derivatives_as_the_textbook_order():
 
     for a, b in zip(second_order(functional_call(model, params, (x,))), second_order(textbook(params, x))):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    model.channels_last = False  # the NCHW layout second-order MAML runs in: the same function
+    seen.clear()
+    torch.testing.assert_close(functional_call(model, params, (x,)), ref, rtol=1e-12, atol=1e-12)
+    assert seen[0].is_contiguous()
+    for a, b in zip(second_order(functional_call(model, params, (x,))), second_order(textbook(params, x))):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_the_learner_picks_the_layout_for_its_algorithm():
+    from lazymeta.learner import MetaLearner
+    from lazymeta.student import Student
+
+    for algorithm, nhwc in [("maml", False), ("fomaml", True), ("lazy-maml", True), ("lazy-reptile", True)]:
+        model = Conv4(1, 28, 5, 8)
+        MetaLearner(model, algorithm, Student(steps=1, lr=0.1))
+        assert model.channels_last is nhwc
 
 
 def test_works_under_vmap_over_images_and_over_parameters():

@@ -101,7 +101,9 @@ class MetaLearner:
     """A meta-model θ (an ordinary ``nn.Module``) trained by one of the algorithms of :mod:`lazymeta.algorithms`.
 
     Args:
-        model: the backbone; its head size is the largest number of ways it can adapt to.
+        model: the backbone; its head size is the largest number of ways it can adapt to. A model
+            with a ``channels_last`` attribute (Conv4) gets the layout that is faster for the algorithm:
+            NHWC for first-order inner loops, NCHW for second-order MAML.
         algorithm: ``maml``, ``fomaml``, ``reptile``, ``lazy-maml`` or ``lazy-reptile`` (or an Algorithm).
         student: the inner loop used in meta-training.
         teacher: the lazy teacher (lazy algorithms only).
@@ -135,6 +137,8 @@ class MetaLearner:
             raise ValueError("batch_tasks and task_threads > 1 are two ways to run a meta-batch's tasks; choose one")
         self.model, self.task_threads, self.batch_tasks = model, task_threads, batch_tasks
         self.algorithm = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
+        if hasattr(model, "channels_last"):  # a model with a layout option (Conv4): the faster one for this tie
+            model.channels_last = self.algorithm.tie != "chain"
         if self.algorithm.lazy and teacher is None:
             teacher = LazyTeacher()
         if test_leap not in TEST_LEAPS:

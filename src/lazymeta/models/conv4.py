@@ -18,7 +18,7 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-def channels_last(x: Tensor) -> Tensor:
+def to_channels_last(x: Tensor) -> Tensor:
     """On a CPU, ``x`` with NHWC strides, also when it has one channel (where ``.contiguous(memory_format=...)``
     keeps NCHW strides, which are equally valid for C = 1, and convolutions then answer in NCHW).
     Unchanged under ``vmap`` over images (the physical tensor has another rank and keeps its layout) and
@@ -33,10 +33,15 @@ class Conv4(nn.Module):
     """4 x [3x3 conv, batch norm, ReLU, 2x2 max-pool] and a linear head.
 
     64 filters for 28x28 Omniglot, 32 for 84x84 MiniImageNet (Finn et al. 2017; Nichol et al. 2018).
+    ``channels_last``: run the activations in NHWC on a CPU. It speeds first-order inner loops (every
+    layer gets its vectorised NHWC kernel) but slows the double backward of second-order MAML (3-12 %
+    here), so :class:`~lazymeta.learner.MetaLearner` sets it for the algorithm it runs.
     """
 
-    def __init__(self, in_channels: int = 1, image_size: int = 28, ways: int = 5, hidden: int = 64):
+    def __init__(self, in_channels: int = 1, image_size: int = 28, ways: int = 5, hidden: int = 64,
+                 channels_last: bool = True):
         super().__init__()
+        self.channels_last = channels_last
         self.features = nn.Sequential(*[conv_block(in_channels if i == 0 else hidden, hidden) for i in range(4)])
         side = image_size
         for _ in range(4):
@@ -49,4 +54,4 @@ class Conv4(nn.Module):
         # A channels-last input makes every convolution answer in channels-last, so batch norm,
         # max-pool and ReLU run their vectorised NHWC kernels: in NCHW, max-pool and batch norm took
         # most of a CPU forward pass (benchmarks/meta_step.py).
-        return self.head(self.features(channels_last(x)).flatten(1))
+        return self.head(self.features(to_channels_last(x) if self.channels_last else x).flatten(1))
