@@ -180,7 +180,7 @@ class MetaLearner:
         metrics = torch.cat([torch.stack([losses_t.nan_to_num().sum(), torch.cat(accs).sum(),
                                           (~finite).sum().to(losses_t), losses_t.new_full((), len(tasks))]), choices])
         total = _all_reduce(torch.cat([*(s.reshape(-1) for s in sums), metrics.to(sums[0])]))
-        grads, metrics = total[:-len(metrics)], total[-len(metrics):].double().cpu()  # the step's one host sync
+        grads, metrics = total[:-len(metrics)], total[-len(metrics):].double().cpu()  # read back once per step
         loss, acc, bad, count = metrics[:4].tolist()
         if bad:
             index = None if finite.all() else int(torch.nonzero(~finite)[0])
