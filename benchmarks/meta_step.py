@@ -318,8 +318,9 @@ def plot(rows: list[dict], path: str) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for impl in dict.fromkeys(r["impl"] for r in rows):
         mine = [r for r in rows if r["impl"] == impl]
-        left.plot([r["k"] for r in mine], [r["ms"] for r in mine], marker="o", label=impl)
-        right.plot([r["k"] for r in mine], [r["peak_mb"] for r in mine], marker="o", label=impl)
+        style = {"marker": "o", "label": impl, "linestyle": "-" if impl.startswith(("lazymeta", "student")) else "--"}
+        left.plot([r["k"] for r in mine], [r["ms"] for r in mine], **style)
+        right.plot([r["k"] for r in mine], [r["peak_mb"] for r in mine], **style)
     left.set(xlabel="inner steps k", ylabel="ms per meta-iteration", xscale="log", yscale="log")
     right.set(xlabel="inner steps k", ylabel="torch allocator peak (MB)", xscale="log")
     left.legend(fontsize=7)
