@@ -206,10 +206,6 @@ class MetaLearner:
     def _batched_update(self, theta: Params, tasks: Sequence[Task]) -> tuple[list[Tensor], Tensor, Tensor, Leap | None]:
         """The summed contribution of all tasks, computed with a leading task dimension; per-task
         validation losses, accuracies and leaps."""
-        mismatch = _shape_mismatch(tasks)
-        if mismatch:
-            raise ValueError(f"batch_tasks needs tasks of one shape, but {mismatch}; "
-                             "sample equal-sized episodes or set batch_tasks=False")
         stacked = [torch.stack(parts).to(self.device) for parts in zip(*tasks)]
         train_loss, val_metric = batched_classification_losses(self.forward, self.ways, *stacked)
         per_task = {n: p.expand(len(tasks), *p.shape) for n, p in theta.items()}  # views: gradients flow to θ
@@ -218,9 +214,13 @@ class MetaLearner:
         return [g.sum(0) for g in grads], loss, acc, adapted.leap
 
     def _batching(self, tasks: Sequence[Task]) -> bool:
+        mismatch = _shape_mismatch(tasks)
+        if self.batch_tasks and mismatch:
+            raise ValueError(f"batch_tasks needs tasks of one shape, but {mismatch}; "
+                             "sample equal-sized episodes or set batch_tasks=False")
         if self.batch_tasks is not None:
             return self.batch_tasks
-        return self.device.type == "cuda" and self.task_threads == 1 and not _shape_mismatch(tasks)
+        return self.device.type == "cuda" and self.task_threads == 1 and not mismatch
 
     def _run_tasks(self, theta: Params, tasks: Sequence[Task]) -> Iterator[tuple]:
         if self._batching(tasks):

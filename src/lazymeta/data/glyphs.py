@@ -149,9 +149,9 @@ def _glyphs(code_point: int, fonts: list[ImageFont.FreeTypeFont], charmaps: list
             for font, charmap in zip(fonts, charmaps)]
 
 
-def _thumbnail(glyph: Image.Image, side: int = 16) -> bytes:
+def _thumbnail(glyph: Image.Image) -> bytes:
     """The render fitted to 16 px and binarised: what two look-alike characters share."""
-    return np.packbits(np.asarray(_pad(glyph, side)) >= 128).tobytes()
+    return np.packbits(np.asarray(_pad(glyph, 16)) >= 128).tobytes()
 
 
 def _pad(glyph: Image.Image, side: int) -> Image.Image:
