@@ -40,7 +40,7 @@ from lazymeta.algorithms import ALGORITHMS
 from lazymeta.learner import batched_classification_losses
 from lazymeta.models import Conv4
 from lazymeta.params import detach, functional, params_of
-from lazymeta.run.distributed import World, join, my_share
+from lazymeta.infra.distributed import World, join, my_share
 
 WAYS, SHOTS, QUERIES, META_BATCH, INNER_LR = 5, 1, 15, 4, 0.4
 SECOND_ORDER_MAX_K = 20  # second-order MAML beyond this takes minutes per iteration on a CPU

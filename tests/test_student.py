@@ -29,7 +29,7 @@ def test_short_runs_keep_what_exists_and_zero_steps_returns_the_start():
 
 def test_create_graph_keeps_the_dependence_on_the_start_point():
     start = {"w": torch.tensor([0.5, 0.5], dtype=torch.float64, requires_grad=True)}
-    (phi,) = Student(steps=3, lr=0.1, create_graph=True).run(start, quadratic(torch.zeros(2, dtype=torch.float64)))
+    (phi,) = Student(steps=3, lr=0.1).run(start, quadratic(torch.zeros(2, dtype=torch.float64)), create_graph=True)
     (grad,) = torch.autograd.grad(phi["w"].sum(), start["w"])
     torch.testing.assert_close(grad, torch.full((2,), 0.9 ** 3, dtype=torch.float64))
 

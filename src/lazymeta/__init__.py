@@ -1,21 +1,18 @@
 """lazymeta: long-horizon gradient-based meta-learning at constant memory.
 
-The core is three swappable pieces (DESIGN.md): a :class:`Student` (the inner loop), a tie from the
-task model back to θ (the :class:`LazyTeacher`'s leap among them) and an outer rule; the named
-algorithms of :mod:`lazymeta.algorithms` are their compositions.
+The core is three swappable pieces: a :class:`Student` (the inner loop), a tie from the task model back
+to θ (the :class:`LazyTeacher`'s leap among them) and an outer rule; the named algorithms of
+:mod:`lazymeta.algorithms` are their compositions. ``import lazymeta`` is light: each name below loads its
+module (and torch) when first used.
 """
-__version__ = "0.1.0"
+from lazymeta._version import __version__ as __version__
+from lazymeta.infra.lazy import lazy_exports
 
-from lazymeta.algorithms import ALGORITHMS as ALGORITHMS
-from lazymeta.algorithms import Algorithm as Algorithm
-from lazymeta.algorithms import get_algorithm as get_algorithm
-from lazymeta.learner import MetaLearner as MetaLearner
-from lazymeta.learner import Task as Task
-from lazymeta.learner import TaskModel as TaskModel
-from lazymeta.run.train import load as load
-from lazymeta.student import Student as Student
-from lazymeta.teacher import LazyTeacher as LazyTeacher
-from lazymeta.teacher import Leap as Leap
-
-__all__ = ["ALGORITHMS", "Algorithm", "LazyTeacher", "Leap", "MetaLearner", "Student", "Task", "TaskModel",
-           "get_algorithm", "load"]
+_EXPORTS = {
+    "ALGORITHMS": "lazymeta.algorithms", "Algorithm": "lazymeta.algorithms", "get_algorithm": "lazymeta.algorithms",
+    "MetaLearner": "lazymeta.learner", "Task": "lazymeta.learner", "TaskModel": "lazymeta.learner",
+    "Student": "lazymeta.student", "LazyTeacher": "lazymeta.teacher", "Leap": "lazymeta.teacher",
+    "load": "lazymeta.fewshot.train",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

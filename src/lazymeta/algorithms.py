@@ -16,7 +16,6 @@ so with SGD(lr=β) the Reptile rules are exactly ``θ ← θ - β/n Σ_i (θ - �
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -24,7 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from lazymeta.params import Params
+from lazymeta.params import Params, detach, sub
 from lazymeta.student import Student
 from lazymeta.teacher import LazyTeacher, Leap, Metric
 
@@ -56,14 +55,14 @@ class Algorithm:
     def adapt(self, theta: Params, student: Student, teacher: LazyTeacher | None,
               train_loss: Callable[[Params], Tensor], val_metric: Metric) -> Adapted:
         """Run the student from θ and tie its result back to θ."""
-        student = dataclasses.replace(student, create_graph=self.tie == "chain")
         if self.tie == "leap" and teacher is None:
             raise ValueError(f"{self.name} needs a LazyTeacher")
-        checkpoints = student.run(theta, train_loss)
+        checkpoints = student.run(theta, train_loss, create_graph=self.tie == "chain")
         if self.tie == "chain":
             return Adapted(checkpoints[-1], None)
         if self.tie == "detached":
-            return Adapted({n: p + (checkpoints[-1][n] - p).detach() for n, p in theta.items()}, None)
+            step = detach(sub(checkpoints[-1], theta))  # φ_k - θ as a constant: dφ/dθ = I
+            return Adapted({n: p + step[n] for n, p in theta.items()}, None)
         leap = teacher.choose(theta, checkpoints, val_metric)
         return Adapted(teacher.leap(theta, checkpoints, leap), leap)
 
@@ -77,7 +76,7 @@ class Algorithm:
             else:
                 with torch.no_grad():
                     metrics = val_metric(adapted.params)
-            return [(p - adapted.params[n]).detach() for n, p in theta.items()], metrics
+            return list(detach(sub(theta, adapted.params)).values()), metrics
         loss, accuracy = val_metric(adapted.params)
         grads = torch.autograd.grad(loss.sum(), list(theta.values()))  # a batch of tasks: one loss each
         return list(grads), (loss.detach(), accuracy.detach())

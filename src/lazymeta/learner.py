@@ -17,7 +17,7 @@ from torch.func import vmap
 
 from lazymeta.algorithms import Algorithm, get_algorithm
 from lazymeta.batchnorm import BN_MODES, forward_with_support_statistics
-from lazymeta.params import Params, functional, params_of, unflat
+from lazymeta.params import Params, detach, functional, params_of, unflat
 from lazymeta.student import Student
 from lazymeta.teacher import LazyTeacher, Leap, Metric
 
@@ -264,7 +264,7 @@ class MetaLearner:
         classes, y = torch.unique(support_y.to(self.device), return_inverse=True)
         if len(classes) > self.ways:
             raise ValueError(f"the support set has {len(classes)} classes but the model's head has {self.ways}")
-        theta = {n: p.detach() for n, p in params_of(self.model).items()}
+        theta = detach(params_of(self.model))
         student = Student(self.test_steps, self.student.lr, self.student.keep_last)
         train_loss, _ = classification_losses(self.forward, len(classes), support_x, y, support_x, y)
         checkpoints = student.run(theta, train_loss)
@@ -272,7 +272,7 @@ class MetaLearner:
         if self.algorithm.lazy and self.test_leap != "student":
             leap = self.mean_leap() if self.test_leap == "mean" else self._holdout_leap(theta, support_x, y)
             params = self.teacher.leap(theta, checkpoints, leap)
-        return TaskModel(self.model, {n: p.detach() for n, p in params.items()}, classes, support_x)
+        return TaskModel(self.model, detach(params), classes, support_x)
 
     def _holdout_leap(self, theta: Params, x: Tensor, y: Tensor) -> Leap:
         """Choose (γ, α) by holding out the last support example of each class."""

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
-from lazymeta.params import Params, combine, lerp
+from lazymeta.params import Params, combine, detach, lerp
 
 DEFAULT_GAMMAS = (0.75, 0.8, 0.85, 0.9, 0.95)
 SCORE_PRECISIONS = ("float32", "bfloat16")
@@ -78,6 +78,10 @@ class LazyTeacher:
             raise ValueError(f"score_precision must be one of {SCORE_PRECISIONS}, got {self.score_precision!r}")
         if not self.gammas or not all(0 <= g <= 1 for g in self.gammas):
             raise ValueError(f"gammas must be a non-empty list in [0, 1], got {list(self.gammas)}")
+        if not 0 < self.alpha_step <= 1 or abs(round(1 / self.alpha_step) * self.alpha_step - 1) > 1e-9:
+            raise ValueError(f"alpha_step must be in (0, 1] and divide 1 (0.05, 0.1, 0.25, ...), got {self.alpha_step}")
+        if self.chunk is not None and self.chunk < 1:
+            raise ValueError(f"chunk (candidates per scoring pass) must be >= 1 or null, got {self.chunk}")
 
     def candidates(self, b: int) -> tuple[Tensor, Tensor]:
         """Every (γ, α) pair: gammas (C,) and alphas (C, b)."""
@@ -90,7 +94,7 @@ class LazyTeacher:
         the checkpoints carry a leading task dimension and the metric scores every task)."""
         ref = next(iter(theta.values()))
         gammas, alphas = _grid_on(tuple(self.gammas), self.alpha_step, len(checkpoints), ref.device, ref.dtype)
-        theta = {n: p.detach() for n, p in theta.items()}
+        theta = detach(theta)
         stacked = {n: torch.stack([c[n].detach() for c in checkpoints]) for n in theta}
         chunk = self.chunk or (128 if ref.is_cuda else 1)
         scored = []
@@ -122,7 +126,7 @@ class LazyTeacher:
     @staticmethod
     def leap(theta: Params, checkpoints: Sequence[Params], choice: Leap) -> Params:
         """``γ θ + (1 - γ) Σ α_j φ_j``, differentiable in θ; the checkpoints are constants."""
-        hull = combine([{n: p.detach() for n, p in c.items()} for c in checkpoints], choice.alpha)
+        hull = combine([detach(c) for c in checkpoints], choice.alpha)
         return lerp(theta, hull, choice.gamma)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from lazymeta.attack.gradients import input_gradients
 from lazymeta.attack.metaattacker import GradientTask
-from lazymeta.attack.zoo import ZooSettings, correct, load_images, train_classifier
+from lazymeta.attack.zoo import ZooConfig, correct, load_images, train_classifier
 
 
 
@@ -16,7 +16,7 @@ from lazymeta.attack.zoo import ZooSettings, correct, load_images, train_classif
 def tiny_zoo(mnist_root: Path) -> dict[str, torch.nn.Module]:
     """LeNet-5 and net3 (white-box) and net4 (the target), 2 epochs on 3,000 real training digits."""
     images, labels = load_images("mnist", "train", str(mnist_root), 3000)
-    settings = ZooSettings(epochs=2, lr=0.05)
+    settings = ZooConfig(epochs=2, lr=0.05)
     return {name: train_classifier(name, images, labels, settings, torch.Generator().manual_seed(i))
             for i, name in enumerate(("lenet5", "net3", "net4"))}
 

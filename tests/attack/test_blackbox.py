@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from lazymeta.attack.attack import AttackSettings, attack
+from lazymeta.attack.config import AttackLoopConfig
+from lazymeta.attack.loop import attack
 from lazymeta.attack.blackbox import BlackBox
 from lazymeta.models.attack import meta_attacker
 
@@ -33,7 +34,7 @@ def test_every_image_of_every_call_is_one_query_of_its_owner():
         box(torch.rand(2, 1, 28, 28), torch.tensor([0]))
 
 
-SETTINGS = AttackSettings(max_iterations=7, coordinates=5, finetune_interval=3, finetune_steps=1, nes_samples=4)
+SETTINGS = AttackLoopConfig(max_iterations=7, coordinates=5, finetune_interval=3, finetune_steps=1, nes_samples=4)
 # Images that never become adversarial (the model always says 0, the label): every query is spent.
 EXPECTED = {
     "zoo": 7 * (1 + 5) + 1,  # a check per iteration (also the one-sided base), q differences, a final check
@@ -55,6 +56,6 @@ def test_attack_queries_match_an_independent_count_and_the_closed_form(method):
 
 def test_symmetric_differences_cost_two_queries_per_coordinate():
     model = Counted()
-    settings = AttackSettings(max_iterations=2, coordinates=3, symmetric=True)
+    settings = AttackLoopConfig(max_iterations=2, coordinates=3, symmetric=True)
     result = attack("zoo", model, torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.long), settings)
     assert result.queries.tolist() == [2 * (1 + 2 * 3) + 1] * 2 and int(result.queries.sum()) == model.seen

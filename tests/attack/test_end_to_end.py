@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lazymeta.attack.attack import AttackSettings, attack
+from lazymeta.attack.config import AttackLoopConfig
+from lazymeta.attack.loop import attack
 from lazymeta.cli import main
-from lazymeta.attack.metaattacker import MetaTrainSettings, meta_train
+from lazymeta.attack.metaattacker import MetaTrainConfig, meta_train
 from lazymeta.models.attack import meta_attacker
 
 pytestmark = pytest.mark.data
@@ -20,9 +21,9 @@ def test_meta_attack_beats_zoo_on_queries(tiny_zoo, target_test_set, tasks):
     train_tasks, _ = tasks
     torch.manual_seed(0)
     attacker = meta_attacker("mnist", width_divisor=4)
-    meta_train(attacker, train_tasks, MetaTrainSettings(iterations=10, support=8, query=8), torch.Generator().manual_seed(0))
+    meta_train(attacker, train_tasks, MetaTrainConfig(iterations=10, support=8, query=8), torch.Generator().manual_seed(0))
     x, y = (t[:5] for t in target_test_set)
-    settings = AttackSettings(max_iterations=200, step_lr=0.02, finetune_steps=10, l2_threshold=20.0)
+    settings = AttackLoopConfig(max_iterations=200, step_lr=0.02, finetune_steps=10, l2_threshold=20.0)
     meta = attack("meta", tiny_zoo["net4"], x, y, settings, attacker=attacker)
     zoo = attack("zoo", tiny_zoo["net4"], x, y, settings)
     assert meta.success.float().mean() >= 0.8 and zoo.success.float().mean() >= 0.8

@@ -6,7 +6,7 @@ from lazymeta import algorithms
 from lazymeta.attack.gradients import input_gradients, margin_loss
 from lazymeta.attack.metaattacker import (
     AdamStudent,
-    MetaTrainSettings,
+    MetaTrainConfig,
     meta_train,
     prediction_mse,
 )
@@ -33,7 +33,7 @@ def test_meta_training_reduces_held_out_gradient_mse(tasks, algorithm, inner):
     torch.manual_seed(0)
     model = meta_attacker("mnist", width_divisor=4)
     before = prediction_mse(model, held_out)
-    settings = MetaTrainSettings(algorithm=algorithm, inner=inner, steps=3, inner_lr=0.01 if inner == "adam" else 0.3,
+    settings = MetaTrainConfig(algorithm=algorithm, inner=inner, steps=3, inner_lr=0.01 if inner == "adam" else 0.3,
                                  iterations=8, support=8, query=8)
     meta_train(model, train, settings, torch.Generator().manual_seed(0))
     after = prediction_mse(model, held_out)
@@ -56,7 +56,7 @@ def test_lazy_path_runs_through_the_algorithms_and_the_teacher(tasks, name, monk
     spy(algorithms.Algorithm, "adapt", "adapt")
     spy(algorithms.Algorithm, "meta_gradient", "meta_gradient")
     spy(LazyTeacher, "choose", "choose")
-    settings = MetaTrainSettings(algorithm=name, inner="sgd", steps=2, inner_lr=0.1, iterations=2, support=4, query=4,
+    settings = MetaTrainConfig(algorithm=name, inner="sgd", steps=2, inner_lr=0.1, iterations=2, support=4, query=4,
                                  meta_optimizer="adam" if name == "lazy-maml" else "sgd",
                                  meta_lr=1e-3 if name == "lazy-maml" else 1.0)
     history = meta_train(meta_attacker("mnist", 8), tasks[0], settings, torch.Generator().manual_seed(0))

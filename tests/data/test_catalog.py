@@ -11,11 +11,12 @@ from format_writers import MNIST_FILES
 from shared_data import require_shared
 
 from lazymeta.data import DATASETS, catalog, mnist
+from lazymeta.data import cli as data_cli
 
 
 def _cli(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="lazymeta")
-    catalog.add_parser(parser.add_subparsers(dest="command", required=True))
+    data_cli.add_parser(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(argv)
 
 
@@ -39,7 +40,7 @@ def test_status_on_a_data_root(tmp_path, cifar10_root, capsys):
     assert rows["mnist"]["size"] >= sum(require_shared(f"mnist/{n}").stat().st_size for n in MNIST_FILES[2:])
     assert rows["cifar10"]["source"] == "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
     assert rows["miniimagenet"]["source"].startswith("user-provided")
-    assert catalog.run(_cli(["data", "list", "--data-root", str(tmp_path)])) == 0
+    assert data_cli.run(_cli(["data", "list", "--data-root", str(tmp_path)])) == 0
     out = capsys.readouterr().out
     assert "mnist" in out and "missing" in out and "cifar-10-python.tar.gz" in out
 
@@ -53,11 +54,11 @@ def test_fetch_downloads_and_decodes(tmp_path, monkeypatch, capsys):
             for r in remotes))
     monkeypatch.setitem(catalog.ENTRIES, "mnist", replace(
         catalog.ENTRIES["mnist"], options=(tuple(r for rs in mnist.REMOTES.values() for r in rs),)))
-    assert catalog.run(_cli(["data", "fetch", "mnist", "--data-root", str(tmp_path)])) == 0
+    assert data_cli.run(_cli(["data", "fetch", "mnist", "--data-root", str(tmp_path)])) == 0
     assert "mnist is ready" in capsys.readouterr().out
     assert {row["name"]: row["status"] for row in catalog.status(tmp_path)}["mnist"] == "present"
 
 
 def test_fetch_of_a_user_provided_dataset_explains(tmp_path, capsys):
-    assert catalog.run(_cli(["data", "fetch", "tieredimagenet", "--data-root", str(tmp_path)])) == 1
+    assert data_cli.run(_cli(["data", "fetch", "tieredimagenet", "--data-root", str(tmp_path)])) == 1
     assert "cannot be downloaded automatically" in capsys.readouterr().err

@@ -1,6 +1,5 @@
 """End-to-end ``lazymeta longtail`` runs: every method on long-tailed real MNIST, the CIFAR-100 path on
 generated original-format batches with the shipped paper config, and resume equality after a kill."""
-import argparse
 import json
 from pathlib import Path
 
@@ -10,8 +9,8 @@ from safetensors.torch import load_file
 
 from lazymeta.data.longtail import tail_counts
 from lazymeta import cli
-from lazymeta.longtail import cli as longtail_cli
-from lazymeta.longtail.config import validate
+from lazymeta.infra.config import load_yaml, update
+from lazymeta.longtail.config import LongtailConfig, validate
 from lazymeta.longtail.data import build, load_folder
 from lazymeta.longtail.methods import METHODS
 from lazymeta.longtail.train import Trainer
@@ -54,8 +53,7 @@ def test_cifar100_path_with_the_paper_config(cifar100_lt_root, tmp_path, capsys)
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_shipped_configs_are_valid(name):
-    parser = longtail_cli.add_parser(argparse.ArgumentParser().add_subparsers())
-    config = validate(longtail_cli.build_config(parser.parse_args(["--config", str(CONFIGS / name)])))
+    config = validate(update(LongtailConfig(), load_yaml(CONFIGS / name), name))
     assert config.schedule.epochs == 200 and config.model.name == "resnet32" and config.data.dataset == "cifar100-lt"
 
 

@@ -2,14 +2,15 @@
 
 A meta-attacker learns, over a zoo of white-box classifiers, to predict the input gradient of the
 attack loss; it then attacks an unseen black box, fine-tuned on a few finite-difference queries.
-The attack loop is :func:`lazymeta.attack.attack.attack`; the whole experiment is
-:func:`lazymeta.attack.pipeline.run` (``lazymeta attack run``).
+The attack loop is :func:`lazymeta.attack.loop.attack`; the whole experiment is
+:func:`lazymeta.attack.train.train` (``lazymeta attack run``).
 """
-from lazymeta.attack.attack import AttackResult as AttackResult
-from lazymeta.attack.attack import AttackSettings as AttackSettings
-from lazymeta.attack.blackbox import BlackBox as BlackBox
-from lazymeta.attack.gradients import input_gradients as input_gradients
-from lazymeta.attack.gradients import margin_loss as margin_loss
-from lazymeta.attack.metaattacker import GradientTask as GradientTask
-from lazymeta.attack.metaattacker import MetaTrainSettings as MetaTrainSettings
-from lazymeta.attack.metaattacker import meta_train as meta_train
+from lazymeta.infra.lazy import lazy_exports
+
+_EXPORTS = {"AttackConfig": "lazymeta.attack.config", "AttackLoopConfig": "lazymeta.attack.config",
+            "MetaTrainConfig": "lazymeta.attack.config", "AttackResult": "lazymeta.attack.loop",
+            "attack": "lazymeta.attack.loop", "BlackBox": "lazymeta.attack.blackbox",
+            "input_gradients": "lazymeta.attack.gradients", "margin_loss": "lazymeta.attack.gradients",
+            "GradientTask": "lazymeta.attack.metaattacker", "meta_train": "lazymeta.attack.metaattacker"}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

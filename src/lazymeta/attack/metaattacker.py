@@ -9,7 +9,7 @@ validation metric the MSE on its query images.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -18,9 +18,10 @@ from torch.func import vmap
 from tqdm import tqdm
 
 from lazymeta.algorithms import get_algorithm
-from lazymeta.params import Params, functional, params_of
+from lazymeta.attack.config import MetaTrainConfig
+from lazymeta.params import Params, detach, functional, params_of
 from lazymeta.student import Student
-from lazymeta.teacher import DEFAULT_GAMMAS, LazyTeacher, Metric
+from lazymeta.teacher import LazyTeacher, Metric
 
 Forward = Callable[[Params, Tensor], Tensor]
 
@@ -69,16 +70,13 @@ class AdamStudent:
     steps: int = 5
     lr: float = 0.01
     keep_last: int = 1
-    create_graph: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
 
-    def __post_init__(self) -> None:
-        if self.create_graph:
+    def run(self, start: Params, loss_fn: Callable[[Params], Tensor], create_graph: bool = False) -> list[Params]:
+        if create_graph:
             raise ValueError("AdamStudent is first-order only: use it with reptile, fomaml or the lazy algorithms")
-
-    def run(self, start: Params, loss_fn: Callable[[Params], Tensor]) -> list[Params]:
-        phi = {n: p.detach() for n, p in start.items()}
+        phi = detach(start)
         m = {n: torch.zeros_like(p) for n, p in phi.items()}
         v = {n: torch.zeros_like(p) for n, p in phi.items()}
         kept = [phi]
@@ -97,24 +95,7 @@ class AdamStudent:
         return kept
 
 
-@dataclass
-class MetaTrainSettings:
-    """How one meta-attacker is meta-trained (defaults: the reference Reptile with inner Adam)."""
-
-    algorithm: str = "reptile"  # reptile | fomaml | lazy-reptile | lazy-maml
-    inner: str = "adam"  # adam (reference) | sgd (the Student)
-    steps: int = 5
-    inner_lr: float = 0.01
-    keep_last: int = 1  # b, lazy algorithms only
-    gammas: list[float] = field(default_factory=lambda: list(DEFAULT_GAMMAS))
-    meta_optimizer: str = "sgd"  # sgd: θ ← θ - meta_lr · mean(θ - φ) under the reptile rule
-    meta_lr: float = 1.0
-    iterations: int = 200
-    support: int = 25
-    query: int = 25
-
-
-def _student(s: MetaTrainSettings) -> Student | AdamStudent:
+def _student(s: MetaTrainConfig) -> Student | AdamStudent:
     if s.inner == "adam":
         return AdamStudent(s.steps, s.inner_lr, s.keep_last)
     if s.inner == "sgd":
@@ -122,7 +103,7 @@ def _student(s: MetaTrainSettings) -> Student | AdamStudent:
     raise ValueError(f"inner must be adam or sgd, got {s.inner!r}")
 
 
-def _optimizer(s: MetaTrainSettings, model: nn.Module) -> torch.optim.Optimizer:
+def _optimizer(s: MetaTrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     if s.meta_optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=s.meta_lr)
     if s.meta_optimizer == "adam":
@@ -130,15 +111,16 @@ def _optimizer(s: MetaTrainSettings, model: nn.Module) -> torch.optim.Optimizer:
     raise ValueError(f"meta_optimizer must be sgd or adam, got {s.meta_optimizer!r}")
 
 
-def meta_train(model: nn.Module, tasks: Sequence[GradientTask], settings: MetaTrainSettings,
-               generator: torch.Generator, progress: bool = False) -> list[dict[str, float]]:
+def meta_train(model: nn.Module, tasks: Sequence[GradientTask], settings: MetaTrainConfig,
+               generator: torch.Generator, progress: bool = False,
+               teacher: LazyTeacher | None = None) -> list[dict[str, float]]:
     """Meta-train ``model`` in place: each iteration adapts to every task once and takes one outer step.
 
     Returns per-iteration statistics: the mean query MSE of the task models (and γ̂ for lazy runs).
     """
     algorithm = get_algorithm(settings.algorithm)
     student = _student(settings)
-    teacher = LazyTeacher(gammas=settings.gammas) if algorithm.lazy else None
+    teacher = (teacher or LazyTeacher()) if algorithm.lazy else None
     optimizer = _optimizer(settings, model)
     forward = attacker_forward(model)
     history = []
@@ -166,7 +148,7 @@ def meta_train(model: nn.Module, tasks: Sequence[GradientTask], settings: MetaTr
 def prediction_mse(model: nn.Module, task: GradientTask, batch: int = 500) -> float:
     """MSE of the (unadapted) meta-attacker's maps against a task's true maps."""
     forward = attacker_forward(model)
-    theta = {n: p.detach() for n, p in params_of(model).items()}
+    theta = detach(params_of(model))
     with torch.no_grad():
         total = sum(float((forward(theta, task.images[lo:lo + batch]) - task.grads[lo:lo + batch]).pow(2).sum())
                     for lo in range(0, len(task.images), batch))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lazymeta.run.checkpoint import atomic_write
+from lazymeta.infra.files import atomic_write
 
 Result = dict[str, list]  # per image: adversarial, success, l2, queries
 

@@ -1,7 +1,6 @@
 """The classifier zoo: white-box models whose gradients teach the meta-attacker, and the black-box target."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -10,9 +9,10 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from lazymeta.attack.config import ZooConfig
 from lazymeta.data import load_split
 from lazymeta.models.attack import build_classifier
-from lazymeta.run.checkpoint import save_weights
+from lazymeta.infra.files import save_weights
 
 
 def load_images(dataset: str, split: str, root: str | None, limit: int = 0) -> tuple[Tensor, Tensor]:
@@ -23,18 +23,7 @@ def load_images(dataset: str, split: str, root: str | None, limit: int = 0) -> t
     return images, torch.tensor(data.labels[:count]).long()
 
 
-@dataclass
-class ZooSettings:
-    """Classifier training (reference: 50 epochs of SGD lr 0.01, momentum 0.9, Nesterov, wd 1e-6, batch 100)."""
-
-    epochs: int = 50
-    lr: float = 0.01
-    batch: int = 100
-    weight_decay: float = 1e-6
-    width_divisor: int = 1  # CIFAR nets only
-
-
-def train_classifier(name: str, images: Tensor, labels: Tensor, settings: ZooSettings,
+def train_classifier(name: str, images: Tensor, labels: Tensor, settings: ZooConfig,
                      generator: torch.Generator, progress: bool = False) -> nn.Module:
     model = build_classifier(name, settings.width_divisor).to(images.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9, nesterov=True,
@@ -61,7 +50,7 @@ def correct(model: nn.Module, images: Tensor, labels: Tensor, batch: int = 1000)
                           for lo in range(0, len(images), batch)])
 
 
-def cached_classifier(directory: Path, name: str, settings: ZooSettings, train: tuple[Tensor, Tensor] | None,
+def cached_classifier(directory: Path, name: str, settings: ZooConfig, train: tuple[Tensor, Tensor] | None,
                       generator: torch.Generator, device: torch.device, progress: bool = False) -> nn.Module:
     """``directory/<name>.safetensors`` if it exists, else train it on ``train`` (on its device) and save it."""
     path = directory / f"{name}.safetensors"

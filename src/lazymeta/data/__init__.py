@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import TYPE_CHECKING
 
-from lazymeta.data.base import ImageClasses, ImageTransform, data_root
+from lazymeta.infra.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from lazymeta.data.base import ImageClasses
 
 # name -> module; every module defines ``SPLITS`` and
 # ``load(split, root, download=False, image_size=None) -> ImageClasses``.
@@ -31,10 +35,14 @@ def dataset_module(name: str):
 def load_split(name: str, split: str, root: str | os.PathLike | None = None, download: bool = False,
                image_size: int | None = None) -> ImageClasses:
     """Load one split of a dataset by name (root: argument, else $LAZYMETA_DATA, else the user cache)."""
+    from lazymeta.data.base import data_root
+
     module = dataset_module(name)
     if split not in module.SPLITS:
         raise ValueError(f"dataset {name!r} has no split {split!r}; choose one of {list(module.SPLITS)}")
     return module.load(split, data_root(root), download=download, image_size=image_size)
 
 
-__all__ = ["DATASETS", "ImageClasses", "ImageTransform", "data_root", "dataset_module", "load_split"]
+_EXPORTS = {name: "lazymeta.data.base" for name in ("ImageClasses", "ImageTransform", "data_root")}
+__all__ = ["DATASETS", "dataset_module", "load_split", *_EXPORTS]
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

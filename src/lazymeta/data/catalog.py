@@ -5,9 +5,7 @@ decoded), ``corrupt`` (an original fails its size or checksum) or ``missing``.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,11 +98,13 @@ def _size(directory: Path) -> int:
 
 
 def format_size(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    if size < 1000:
+        return f"{size} B"
+    for unit in ("KB", "MB"):
         size /= 1000
-    raise AssertionError("unreachable")
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} GB"
 
 
 def format_table(rows: list[dict]) -> str:
@@ -112,30 +112,3 @@ def format_table(rows: list[dict]) -> str:
         (row["name"], row["status"], format_size(row["size"]), row["source"]) for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(3)]
     return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}" for a, b, c, d in table)
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """The ``data`` sub-command: ``data list`` and ``data fetch NAME``."""
-    parser = subparsers.add_parser("data", help="list the datasets and their state here, or download one")
-    commands = parser.add_subparsers(dest="data_command", required=True)
-    for command, text in (("list", "each dataset's status, size on disk and source"),
-                          ("fetch", "download, verify and decode one dataset")):
-        sub = commands.add_parser(command, help=text)
-        if command == "fetch":
-            sub.add_argument("name", choices=list(DATASETS))
-        sub.add_argument("--data-root", help="dataset directory (else $LAZYMETA_DATA, else ~/.cache/lazymeta)")
-
-
-def run(args: argparse.Namespace) -> int:
-    root = data_root(args.data_root)
-    if args.data_command == "list":
-        print(f"data root: {root}")
-        print(format_table(status(root)))
-        return 0
-    try:
-        fetch(args.name, root)
-    except DatasetError as error:
-        print(f"lazymeta data fetch: error: {error}", file=sys.stderr)
-        return 1
-    print(f"{args.name} is ready in {root}")
-    return 0

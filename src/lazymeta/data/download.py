@@ -20,7 +20,7 @@ from urllib.request import Request, urlopen
 
 import numpy as np
 
-from lazymeta._io import atomic_write
+from lazymeta.infra.files import atomic_write
 
 log = logging.getLogger(__name__)
 

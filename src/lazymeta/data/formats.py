@@ -21,7 +21,7 @@ import numpy as np
 from numpy.lib.format import open_memmap
 from PIL import Image
 
-from lazymeta._io import atomic_write
+from lazymeta.infra.files import atomic_write
 from lazymeta.data.download import DatasetError, atomic_save_npz
 
 ImageAllocator = Callable[[tuple[int, ...]], np.ndarray]

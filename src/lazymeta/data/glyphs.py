@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib import ft2font
 from PIL import Image, ImageDraw, ImageFont
 
-from lazymeta._io import atomic_write
+from lazymeta.infra.files import atomic_write
 from lazymeta.data.base import ImageClasses, ImageTransform
 
 SPLITS = ("train", "val", "test")

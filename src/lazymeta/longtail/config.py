@@ -1,12 +1,12 @@
-"""Typed configuration of a long-tail run (the schema; YAML files and ``--set`` overrides go through
-:func:`lazymeta.run.config.update`). Defaults are the paper's CIFAR-LT-100 setting (Table 4)."""
+"""The schema of a long-tail run, and :func:`validate`: every check that needs no data, before any work
+starts. Defaults are the paper's CIFAR-LT-100 setting (Table 4)."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
-from lazymeta.run.config import ConfigError
-from lazymeta.teacher import DEFAULT_GAMMAS
+from lazymeta.infra.config import as_dict, check
+from lazymeta.infra.errors import ConfigError
+from lazymeta.teacher import LazyTeacher
 
 
 @dataclass
@@ -40,7 +40,6 @@ class MethodConfig:
     lookahead_lr: float | None = None  # η of the look-ahead θ̃; null: the current learning rate
     steps: int = 5  # k, the lazy student's SGD steps
     student_lr: float | None = None  # null: the look-ahead's η
-    gammas: list[float] = field(default_factory=lambda: list(DEFAULT_GAMMAS))
     val_batch: int = 100  # validation images per look-ahead (the reference: one batch of 100)
 
 
@@ -64,36 +63,34 @@ class LongtailConfig:
     model: LongtailModelConfig = field(default_factory=LongtailModelConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    # The lazy method's γ grid; b = 1 checkpoint, so α is 1. γ is chosen by balanced-validation accuracy.
+    teacher: LazyTeacher = field(default_factory=lambda: LazyTeacher(select="accuracy"))
     seed: int = 0
     eval_batch: int = 1000
     device: str = "auto"
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return as_dict(self)
 
 
 def validate(config: LongtailConfig) -> LongtailConfig:
     """Reject settings that cannot run, naming the key (checks that need no data)."""
     from lazymeta.data.longtail import PROFILES
     from lazymeta.longtail.methods import METHODS
-    from lazymeta.models.resnet import LONGTAIL_MODELS
+    from lazymeta.models import MODELS
 
     d, m, s = config.data, config.method, config.schedule
     if m.name not in METHODS:
         raise ConfigError(f"method.name must be one of {sorted(METHODS)}, got {m.name!r}")
-    checks = [
-        (config.model.name in LONGTAIL_MODELS, f"model.name must be one of {sorted(LONGTAIL_MODELS)}"),
+    check([
+        (config.model.name in MODELS, f"model.name must be one of {sorted(MODELS)}, got {config.model.name!r}"),
         (d.profile in PROFILES, f"data.profile must be one of {PROFILES}, got {d.profile!r}"),
         (d.imbalance >= 1, f"data.imbalance must be >= 1, got {d.imbalance}"),
         (d.holdout_per_class > 0 or not METHODS[m.name].needs_val,
          f"method {m.name} learns from a balanced validation set: data.holdout_per_class must be > 0"),
         (0 <= m.beta < 1, f"method.beta must be in [0, 1), got {m.beta}"),
         (m.steps >= 0, f"method.steps must be >= 0, got {m.steps}"),
-        (bool(m.gammas) and all(0 <= g <= 1 for g in m.gammas), "method.gammas must be values in [0, 1]"),
         (s.epochs >= 0 and s.batch_size >= 1 and s.lr > 0, "schedule needs epochs >= 0, batch_size >= 1, lr > 0"),
         (m.val_batch >= 1 and config.eval_batch >= 1, "method.val_batch and eval_batch must be >= 1"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
+    ])
     return config

@@ -11,7 +11,6 @@ validation accuracy (ties: the earliest); without a validation set only the fina
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,27 +18,22 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
-from safetensors.torch import load_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from lazymeta.data import ImageClasses
+from lazymeta.infra.errors import TrainingError
+from lazymeta.infra.files import load_weights, save_weights
+from lazymeta.infra.rundir import RESULTS, RunDir
+from lazymeta.infra.runtime import pick_device, seed_everything
 from lazymeta.longtail.config import LongtailConfig, validate
 from lazymeta.longtail.data import LongTailData, build
 from lazymeta.longtail.methods import Context, Method, get_method, train_step
+from lazymeta.longtail.report import BEST, FEW_SHOT, MANY_SHOT, MODEL, PLOT, plot_weights, shot_groups
 from lazymeta.longtail.weights import class_balanced_weights
-from lazymeta.models.resnet import LONGTAIL_MODELS
-from lazymeta.run import checkpoint as ckpt
-from lazymeta.run.runtime import pick_device, seed_everything
-from lazymeta.run.train import TrainingError
+from lazymeta.models import build_model as build_backbone
 from lazymeta.student import Student
-from lazymeta.teacher import LazyTeacher
 
-BEST = "best.safetensors"
-PLOT = "weights.png"
-# Shot groups of the long-tail literature (Liu et al. 2019), by training images per class.
-MANY_SHOT, FEW_SHOT = 100, 20  # many: n > 100; medium: 20 <= n <= 100; few: n < 20
 _STREAMS = {"shuffle": 0, "augment": 1, "val": 2}
 
 
@@ -88,8 +82,8 @@ def lr_at(config: LongtailConfig, epoch: int) -> float:
 
 
 def build_model(config: LongtailConfig, data: ImageClasses) -> nn.Module:
-    return LONGTAIL_MODELS[config.model.name](in_channels=data.images.shape[1], image_size=data.images.shape[-1],
-                                              ways=data.num_classes, hidden=config.model.hidden)
+    return build_backbone(config.model.name, in_channels=data.images.shape[1], image_size=data.images.shape[-1],
+                          ways=data.num_classes, hidden=config.model.hidden)
 
 
 class Trainer:
@@ -128,7 +122,7 @@ class Trainer:
         eta = m.lookahead_lr or lr
         val = self.val_batch(epoch, step) if self.method.needs_val else None
         student = Student(m.steps, m.student_lr or eta) if self.method.lazy else None
-        teacher = LazyTeacher(tuple(m.gammas), select="accuracy") if self.method.lazy else None
+        teacher = self.config.teacher if self.method.lazy else None
         return Context(self.model, self.class_weights, val, eta, m.eps_step, student, teacher)
 
     def val_batch(self, epoch: int, step: int) -> tuple[Tensor, Tensor]:
@@ -184,74 +178,51 @@ class Trainer:
                 "per_class": per_class}
 
 
-def _truncate_metrics(path: Path, epoch: int) -> None:
-    """Drop the metric lines a killed run wrote after the checkpoint we resume from."""
-    if path.exists():
-        kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= epoch]
-        ckpt.write_text(path, "".join(line + "\n" for line in kept))
-
-
 def train(config: LongtailConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train into ``run_dir`` (resuming from its last finished epoch if ``resume``) and return the report."""
-    run_dir = Path(run_dir)
     config = validate(config)
     d = config.data
     data = build(d.dataset, d.root, d.imbalance, d.head, d.holdout_per_class, d.profile, d.split_seed)
     trainer = Trainer(config, data, pick_device(config.device))
-    if resume:
-        trainer.load_state_dict(ckpt.load_state(run_dir))
-        _truncate_metrics(run_dir / ckpt.METRICS, trainer.epoch)
-    elif (run_dir / ckpt.STATE).exists():
-        raise TrainingError(f"{run_dir} already holds a run; resume it with --resume or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.write_text(run_dir / ckpt.CONFIG, yaml.safe_dump(config.to_dict(), sort_keys=False))
-    _loop(trainer, run_dir, progress)
-    return report(trainer, run_dir)
+    run = RunDir(run_dir, step="epoch")
+    with run.open(config.to_dict(), existing="resume" if resume else "refuse"):
+        if resume:
+            trainer.load_state_dict(run.load_state())
+            run.truncate(trainer.epoch)
+        _loop(trainer, run, progress)
+        return report(trainer, run)
 
 
-def _loop(trainer: Trainer, run_dir: Path, progress: bool) -> None:
+def _loop(trainer: Trainer, run: RunDir, progress: bool) -> None:
     epochs = trainer.config.schedule.epochs
     bar = tqdm(range(trainer.epoch, epochs), initial=trainer.epoch, total=epochs, desc="long-tail",
                disable=None if progress else True)
-    with open(run_dir / ckpt.METRICS, "a") as log:
-        for epoch in bar:
-            began = time.perf_counter()
-            record = {"epoch": epoch + 1, **trainer.run_epoch(epoch)}
-            if trainer.val_set is not None:
-                val = trainer.evaluate(trainer.val_set)
-                record.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
-                if val["accuracy"] > trainer.best["val_accuracy"]:
-                    trainer.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"]}
-                    ckpt.save_weights(run_dir / BEST, trainer.model.state_dict())
-            record["seconds"] = time.perf_counter() - began
-            trainer.epoch = epoch + 1
-            ckpt.save_state(run_dir, trainer.state_dict())
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("loss", "val_accuracy")})
-    ckpt.save_weights(run_dir / ckpt.MODEL, trainer.model.state_dict())
-
-
-def shot_groups(counts: list[int], per_class: list[float]) -> dict:
-    """Mean accuracy of the many- (n > 100), medium- (20 <= n <= 100) and few-shot (n < 20) classes."""
-    groups = {"many": lambda n: n > MANY_SHOT, "medium": lambda n: FEW_SHOT <= n <= MANY_SHOT,
-              "few": lambda n: n < FEW_SHOT}
-    out = {}
-    for name, member in groups.items():
-        accs = [a for n, a in zip(counts, per_class) if member(n)]
-        out[name] = {"classes": len(accs), "accuracy": float(np.mean(accs)) if accs else None}
-    return out
+    for epoch in bar:
+        began = time.perf_counter()
+        record = {"epoch": epoch + 1, **trainer.run_epoch(epoch)}
+        if trainer.val_set is not None:
+            val = trainer.evaluate(trainer.val_set)
+            record.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
+            if val["accuracy"] > trainer.best["val_accuracy"]:
+                trainer.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"]}
+                save_weights(run.file(BEST), trainer.model.state_dict())
+        record["seconds"] = time.perf_counter() - began
+        trainer.epoch = epoch + 1
+        run.save_state(trainer.state_dict())
+        run.log(record)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("loss", "val_accuracy")})
+    save_weights(run.file(MODEL), trainer.model.state_dict())
 
 
 def _test(trainer: Trainer, weights: Path, epoch: int) -> dict:
-    trainer.model.load_state_dict(load_file(str(weights)))
+    trainer.model.load_state_dict(load_weights(weights, "long-tail model")[0])
     result = trainer.evaluate(Tensors.of(trainer.data.test, trainer.device))
     return {"epoch": epoch, "error": 100 * (1 - result["accuracy"]), "groups": shot_groups(trainer.counts,
                                                                                           result["per_class"]),
             "per_class_accuracy": result["per_class"]}
 
 
-def report(trainer: Trainer, run_dir: Path) -> dict:
+def report(trainer: Trainer, run: RunDir) -> dict:
     """Test top-1 error (%) at the final epoch and at the best validation epoch; written to results.json."""
     c, counts = trainer.config, trainer.counts
     results = {
@@ -259,38 +230,12 @@ def report(trainer: Trainer, run_dir: Path) -> dict:
         "imbalance": c.data.imbalance, "train_counts": counts, "real_imbalance": max(counts) / min(counts),
         "validation_per_class": c.data.holdout_per_class, "test_images": len(trainer.data.test.labels),
         "shot_thresholds": f"many n > {MANY_SHOT}, medium {FEW_SHOT} <= n <= {MANY_SHOT}, few n < {FEW_SHOT}",
-        "final": _test(trainer, run_dir / ckpt.MODEL, trainer.epoch),
-        "best": _test(trainer, run_dir / BEST, trainer.best["epoch"]) if trainer.best["epoch"] else None,
+        "final": _test(trainer, run.file(MODEL), trainer.epoch),
+        "best": _test(trainer, run.file(BEST), trainer.best["epoch"]) if trainer.best["epoch"] else None,
         "best_val_accuracy": trainer.best["val_accuracy"] if trainer.best["epoch"] else None,
         "class_weights": trainer.class_weights.tolist(), "learned_weights": trainer.learned,
     }
-    trainer.model.load_state_dict(load_file(str(run_dir / ckpt.MODEL)))
-    ckpt.write_text(run_dir / ckpt.RESULTS, json.dumps(results, indent=2) + "\n")
-    plot_weights(results, run_dir / PLOT)
+    trainer.model.load_state_dict(load_weights(run.file(MODEL), "long-tail model")[0])
+    run.write_json(RESULTS, results)
+    plot_weights(results, run.file(PLOT))
     return results
-
-
-def plot_weights(results: dict, path: Path) -> None:
-    """Mean (± std) learned example weight of each class against its training size, beside w_y (top), and
-    the learned part ``w - w_y`` (bottom: ε is often small next to w_y)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    counts, learned, base = results["train_counts"], results["learned_weights"], results["class_weights"]
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(5, 5))
-    top.plot(counts, base, "k--", lw=1, label="class-balanced $w_y$")
-    if learned:
-        label = f"learned weights, epoch {learned['epoch']}"
-        top.errorbar(counts, learned["mean"], yerr=learned["std"], fmt="o", ms=4, capsize=2, label=label)
-        bottom.errorbar(counts, [m - b for m, b in zip(learned["mean"], base)], yerr=learned["std"], fmt="o", ms=4,
-                        capsize=2)
-    top.set(xscale="log", ylabel="example weight",
-            title=f"{results['method']} on {results['dataset']} (imbalance {results['imbalance']:g})")
-    top.legend(fontsize=8)
-    bottom.axhline(0, color="k", lw=0.5)
-    bottom.set(xlabel="training images of the class", ylabel="learned $-$ $w_y$")
-    fig.tight_layout()
-    ckpt.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    plt.close(fig)

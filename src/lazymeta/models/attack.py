@@ -139,7 +139,7 @@ class MetaAttacker(nn.Module):
     """Image -> predicted (std-normalised) gradient map of the attack loss.
 
     The encoder is 3x3 convs, the last one 4x4 with stride 2; the decoder mirrors it with transposed
-    convs, ending with ``in_channels`` maps and no normalisation (Du et al. 2020, field.md c9).
+    convs, ending with ``in_channels`` maps and no normalisation (Du et al. 2020, dydjw9/MetaAttack_ICLR2020).
     MNIST: encoder (16, 32, 64, 64), decoder (32, 16, 8); CIFAR-10: (32, 64, 128, 256), (128, 64, 32).
     """
 

@@ -82,7 +82,3 @@ def kaiming_init(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.kaiming_normal_(m.weight)
-
-
-# To be merged into lazymeta.models.MODELS by the lead engineer.
-LONGTAIL_MODELS = {"resnet32": ResNet32, "small-cnn": SmallCNN}

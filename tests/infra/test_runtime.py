@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from lazymeta.run.config import ConfigError
-from lazymeta.run.runtime import pick_device
+from lazymeta.infra.errors import ConfigError
+from lazymeta.infra.runtime import pick_device
 
 
 def test_auto_and_cpu():
@@ -24,11 +24,12 @@ def test_cuda_without_cuda_says_what_to_use():
 
 
 def test_batch_tasks_and_task_threads_are_exclusive_and_score_chunk_positive():
-    from lazymeta.run.config import RunConfig, resolve, update
+    from lazymeta.fewshot.config import FewShotConfig, validate
+    from lazymeta.infra.config import update
 
-    assert resolve(update(RunConfig(), {"batch_tasks": True}, "--set")).batch_tasks is True
-    assert RunConfig().batch_tasks is None  # the learner decides: on a GPU
-    with pytest.raises(ConfigError, match="score_chunk must be >= 1 or null, got 0"):
-        resolve(update(RunConfig(), {"algorithm": {"score_chunk": 0}}, "--set"))
+    assert validate(update(FewShotConfig(), {"batch_tasks": True}, "--set")).batch_tasks is True
+    assert FewShotConfig().batch_tasks is None  # the learner decides: on a GPU
+    with pytest.raises(ConfigError, match=r"--set: teacher: chunk \(candidates per scoring pass\) must be >= 1 or null, got 0"):
+        update(FewShotConfig(), {"teacher": {"chunk": 0}}, "--set")
     with pytest.raises(ConfigError, match="batch_tasks and task_threads > 1"):
-        resolve(update(RunConfig(), {"batch_tasks": True, "task_threads": 2}, "--set"))
+        validate(update(FewShotConfig(), {"batch_tasks": True, "task_threads": 2}, "--set"))

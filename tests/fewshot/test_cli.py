@@ -1,5 +1,9 @@
 """End-to-end runs through the command line on the embedded glyphs dataset, at toy scale."""
 import json
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -8,6 +12,10 @@ from PIL import Image
 import lazymeta
 from lazymeta.algorithms import ALGORITHMS
 from lazymeta.cli import main
+from lazymeta.fewshot.config import FewShotConfig
+from lazymeta.fewshot.train import GraphMemoryWarning, train
+from lazymeta.infra.config import update
+from lazymeta.infra.errors import RunDirError
 
 TOY = ["--set", "model.hidden=8", "--set", "eval_episodes=5", "--set", "checkpoint_every=2", "--quiet"]
 
@@ -22,7 +30,7 @@ def test_every_algorithm_trains_and_evaluates_from_the_cli(algorithm, data_root,
     out = tmp_path / "run"
     args = ["train", "--algorithm", algorithm, "--ways", "3", "--shots", "2", "--steps", "3", "--iterations", "3",
             "--seed", "1", "--data-root", data_root, "--out", str(out), "--set", "algorithm.keep_last=2",
-            "--set", "algorithm.score_chunk=8", *TOY]  # candidates vmapped in chunks, as on a GPU
+            "--set", "teacher.chunk=8", *TOY]  # candidates vmapped in chunks, as on a GPU
     assert main(args) == 0
     assert "accuracy (transductive BN)" in capsys.readouterr().out
     for name in ("config.yaml", "metrics.jsonl", "state.pt", "model.safetensors", "results.json"):
@@ -55,10 +63,68 @@ def test_loaded_learner_adapts_to_a_users_own_images(data_root, tmp_path):
     (["--set", "algorithm.steps=many"], "algorithm: steps: expected int"),
     (["--set", "algorithm.colour=red"], "unknown key 'colour'"),
     (["--set", "optim.name=rmsprop"], "optim.name must be adam or sgd"),
+    (["--set", "teacher.alpha_step=0"], "--set: teacher: alpha_step must be in (0, 1] and divide 1"),
+    (["--set", "log_every=0"], "log_every must be >= 1, got 0"),
+    (["--set", "algorithm.keep_last=0"], "algorithm.keep_last (b, checkpoints the teacher leaps toward) must be >= 1"),
+    (["--set", "optim.lr=nan"], "--set: optim: lr: expected a number, got 'nan'"),
 ])
 def test_bad_configuration_is_a_clear_error(args, message, data_root, tmp_path, capsys):
     assert main(["train", "--data-root", data_root, "--out", str(tmp_path / "r"), *args, *TOY]) == 2
     assert message in capsys.readouterr().err
+
+
+def _trained(data_root, out) -> None:
+    assert main(["train", "--iterations", "1", "--steps", "1", "--data-root", data_root, "--out", str(out),
+                 "--no-eval", *TOY]) == 0
+
+
+@pytest.mark.parametrize("cut", ["empty", "half"])
+def test_eval_of_a_cut_short_model_file_is_one_line(cut, data_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    _trained(data_root, out)
+    data = (out / "model.safetensors").read_bytes()
+    (out / "model.safetensors").write_bytes(b"" if cut == "empty" else data[: len(data) // 2])
+    assert main(["eval", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model.safetensors is not a readable safetensors file" in err
+    with pytest.raises(RunDirError, match="model.safetensors is not a readable"):
+        lazymeta.load(out)
+
+
+def test_resume_from_a_cut_short_checkpoint_is_one_line(data_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    _trained(data_root, out)
+    data = (out / "state.pt").read_bytes()
+    (out / "state.pt").write_bytes(data[: len(data) // 3])
+    assert main(["train", "--resume", str(out), "--iterations", "2", "--quiet", "--no-eval"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "state.pt is not a readable checkpoint" in err
+
+
+def test_second_order_maml_with_a_long_horizon_warns_about_memory(data_root, tmp_path):
+    config = update(FewShotConfig(), {"data": {"root": data_root}, "model": {"hidden": 8}, "iterations": 0,
+                                      "algorithm": {"name": "maml", "steps": 500}}, "test")
+    with pytest.warns(GraphMemoryWarning, match="memory grows linearly with k; lazy-maml"):
+        train(config, tmp_path / "run", progress=False)
+
+
+def test_a_run_directory_in_use_is_refused_naming_the_process(data_root, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    cli = [sys.executable, "-m", "lazymeta", "train", "--data-root", data_root, "--out", str(out), "--quiet",
+           "--no-eval", "--set", "model.hidden=8"]
+    first = subprocess.Popen([*cli, "--iterations", "100000"], env=env)
+    try:
+        deadline = time.time() + 120
+        while not (out / ".lock").exists() or not (out / ".lock").read_text().strip():
+            assert time.time() < deadline and first.poll() is None
+            time.sleep(0.05)
+        second = subprocess.run([*cli, "--iterations", "1"], env=env, capture_output=True, text=True)
+        assert second.returncode == 2
+        assert f"is in use by process {first.pid}" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        first.kill()
+        first.wait()
 
 
 def test_missing_dataset_files_are_named_with_where_to_put_them(tmp_path, capsys):

@@ -2,15 +2,16 @@
 on alphabets it never saw (background alphabets for training, evaluation alphabets for testing)."""
 import pytest
 
-from lazymeta.run.config import RunConfig, update
-from lazymeta.run.train import evaluate_run, train
+from lazymeta.fewshot.config import FewShotConfig
+from lazymeta.infra.config import update
+from lazymeta.fewshot.train import evaluate_run, train
 
 
 @pytest.mark.data
 @pytest.mark.slow
 def test_short_lazy_maml_run_on_omniglot_beats_chance_and_its_initialisation(omniglot_root, tmp_path):
     def run(iterations):
-        config = update(RunConfig(), {
+        config = update(FewShotConfig(), {
             "data": {"dataset": "omniglot", "root": str(omniglot_root), "train_split": "background",
                      "test_split": "evaluation"},
             "algorithm": {"name": "lazy-maml", "steps": 5}, "model": {"hidden": 32},

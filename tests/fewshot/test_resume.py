@@ -9,12 +9,14 @@ import pytest
 from safetensors.torch import load_file
 
 import lazymeta.learner
-from lazymeta.run.config import RunConfig, update
-from lazymeta.run.train import TrainingError, train
+from lazymeta.fewshot.config import FewShotConfig
+from lazymeta.infra.config import update
+from lazymeta.fewshot.train import train
+from lazymeta.infra.errors import RunDirError, TrainingError
 
 
 def toy_config(root, iterations=6):
-    return update(RunConfig(), {
+    return update(FewShotConfig(), {
         "data": {"root": str(root)}, "model": {"hidden": 8}, "iterations": iterations, "checkpoint_every": 2,
         "log_every": 1, "episodes": {"ways": 3}, "algorithm": {"name": "lazy-maml", "steps": 3}}, "test")
 
@@ -70,7 +72,7 @@ def test_sigkill_then_resume_from_the_command_line(data_root, tmp_path):
 
 def test_a_finished_run_directory_is_not_overwritten(data_root, tmp_path):
     train(toy_config(data_root, iterations=1), tmp_path / "run", progress=False)
-    with pytest.raises(TrainingError, match="--resume"):
+    with pytest.raises(RunDirError, match="--resume"):
         train(toy_config(data_root, iterations=1), tmp_path / "run", progress=False)
 
 

@@ -1,4 +1,4 @@
-"""Process-wide set-up shared by every pipeline (few-shot, long-tail, meta-attack): device and seeds."""
+"""Process-wide set-up shared by every application (few-shot, long-tail, meta-attack): device and seeds."""
 from __future__ import annotations
 
 import random
@@ -6,7 +6,7 @@ import random
 import numpy as np
 import torch
 
-from lazymeta.run.config import ConfigError
+from lazymeta.infra.errors import ConfigError
 
 
 def pick_device(name: str) -> torch.device:

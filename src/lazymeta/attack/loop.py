@@ -13,7 +13,6 @@ at its first adversarial iterate; it is a success if its L2 distortion is within
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -21,29 +20,12 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from lazymeta.attack.blackbox import BlackBox
+from lazymeta.attack.config import AttackLoopConfig
 from lazymeta.attack.estimators import coordinate_differences, nes
 from lazymeta.attack.gradients import margin_loss
 from lazymeta.params import functional, params_of
 
 METHODS = ("meta", "zoo", "nes")
-
-
-@dataclass
-class AttackSettings:
-    """The attack's knobs (defaults: the reference MNIST untargeted attack, field.md c9)."""
-
-    max_iterations: int = 300
-    coordinates: int = 128  # q: coordinates queried / stepped per iteration
-    step_lr: float = 0.01
-    l2_threshold: float = 20.0
-    targeted: bool = False
-    h: float = 1e-4  # finite-difference step
-    symmetric: bool = False  # two-sided differences (2 queries per coordinate instead of 1)
-    finetune_interval: int = 5
-    finetune_steps: int = 20
-    finetune_lr: float = 0.01
-    nes_samples: int = 50  # antithetic pairs: 2 queries each
-    nes_sigma: float = 1e-3
 
 
 class AttackResult(NamedTuple):
@@ -60,7 +42,7 @@ class _Attack:
     """State of one batched attack: the images, the black box, and (meta only) the fine-tuned copies."""
 
     def __init__(self, method: str, model: nn.Module, images: Tensor, labels: Tensor, targets: Tensor | None,
-                 settings: AttackSettings, attacker: nn.Module | None, generator: torch.Generator):
+                 settings: AttackLoopConfig, attacker: nn.Module | None, generator: torch.Generator):
         if method not in METHODS:
             raise ValueError(f"unknown attack method {method!r}; choose one of {METHODS}")
         if method == "meta" and attacker is None:
@@ -138,7 +120,7 @@ def _match_scale(values: Tensor, reference: Tensor) -> Tensor:
     return values * rms(reference) / rms(values).clamp_min(1e-12)
 
 
-def attack(method: str, model: nn.Module, images: Tensor, labels: Tensor, settings: AttackSettings,
+def attack(method: str, model: nn.Module, images: Tensor, labels: Tensor, settings: AttackLoopConfig,
            attacker: nn.Module | None = None, targets: Tensor | None = None,
            generator: torch.Generator | None = None) -> AttackResult:
     """Attack ``images`` (correctly classified by ``model``, values in [0, 1]) all at once, as a black box.

@@ -1,0 +1,117 @@
+"""The schema of a meta-attack run, and :func:`validate`: every check that needs no data, before any work
+starts. Defaults are the reference MNIST setting of Du et al. (ICLR 2020, dydjw9/MetaAttack_ICLR2020)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lazymeta.infra.config import as_dict, check
+from lazymeta.teacher import LazyTeacher
+
+# method name -> (attack loop method, meta-training section of the config or None)
+METHODS = {"meta": ("meta", "meta"), "lazy-meta": ("meta", "lazy"), "zoo": ("zoo", None), "nes": ("nes", None)}
+DATASETS = ("mnist", "cifar10")
+
+
+@dataclass
+class AttackDataConfig:
+    dataset: str = "mnist"  # mnist | cifar10
+    root: str | None = None  # else $LAZYMETA_DATA, else ~/.cache/lazymeta
+    train_images: int = 0  # classifier training images, the first of the train split (0: all)
+    gradient_images: int = 2000  # images per white-box task (the first of the train split)
+    attack_images: int = 1000  # the first N test images the target classifies correctly
+
+
+@dataclass
+class ZooConfig:
+    """Classifier training (reference: 50 epochs of SGD lr 0.01, momentum 0.9, Nesterov, wd 1e-6, batch 100)."""
+
+    epochs: int = 50
+    lr: float = 0.01
+    batch: int = 100
+    weight_decay: float = 1e-6
+    width_divisor: int = 1  # CIFAR nets only
+
+
+@dataclass
+class MetaTrainConfig:
+    """How one meta-attacker is meta-trained (defaults: the reference Reptile with inner Adam)."""
+
+    algorithm: str = "reptile"  # reptile | fomaml | lazy-reptile | lazy-maml
+    inner: str = "adam"  # adam (reference) | sgd (the Student)
+    steps: int = 5
+    inner_lr: float = 0.01
+    keep_last: int = 1  # b, lazy algorithms only
+    meta_optimizer: str = "sgd"  # sgd: θ ← θ - meta_lr · mean(θ - φ) under the reptile rule
+    meta_lr: float = 1.0
+    iterations: int = 200
+    support: int = 25
+    query: int = 25
+
+
+@dataclass
+class AttackLoopConfig:
+    """The attack's knobs (defaults: the reference MNIST untargeted attack)."""
+
+    max_iterations: int = 300
+    coordinates: int = 128  # q: coordinates queried / stepped per iteration
+    step_lr: float = 0.01
+    l2_threshold: float = 20.0
+    targeted: bool = False
+    h: float = 1e-4  # finite-difference step
+    symmetric: bool = False  # two-sided differences (2 queries per coordinate instead of 1)
+    finetune_interval: int = 5
+    finetune_steps: int = 20
+    finetune_lr: float = 0.01
+    nes_samples: int = 50  # antithetic pairs: 2 queries each
+    nes_sigma: float = 1e-3
+
+
+@dataclass
+class AttackConfig:
+    data: AttackDataConfig = field(default_factory=AttackDataConfig)
+    whitebox: list[str] = field(default_factory=lambda: ["lenet5", "net2", "net3"])
+    target: str = "net4"
+    zoo: ZooConfig = field(default_factory=ZooConfig)
+    attacker_width_divisor: int = 1
+    meta: MetaTrainConfig = field(default_factory=MetaTrainConfig)
+    lazy: MetaTrainConfig = field(default_factory=lambda: MetaTrainConfig(
+        algorithm="lazy-reptile", inner="sgd", steps=8, inner_lr=0.3))
+    teacher: LazyTeacher = field(default_factory=LazyTeacher)  # the lazy meta-attacker's leap, chosen on query MSE
+    attack: AttackLoopConfig = field(default_factory=AttackLoopConfig)
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    seed: int = 0
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N; every stage runs there
+
+    def to_dict(self) -> dict:
+        return as_dict(self)
+
+
+def validate(config: AttackConfig) -> AttackConfig:
+    """Reject settings that cannot run, naming the key (checks that need no data)."""
+    from lazymeta.algorithms import ALGORITHMS
+    from lazymeta.models.attack import CLASSIFIERS
+
+    unknown = [m for m in config.methods if m not in METHODS]
+    nets = [*config.whitebox, config.target]
+    rules = [
+        (not unknown, f"methods: unknown {unknown}; choose from {list(METHODS)}"),
+        (config.data.dataset in DATASETS, f"data.dataset must be one of {DATASETS}, got {config.data.dataset!r}"),
+        (all(n in CLASSIFIERS for n in nets), f"whitebox and target must be among {sorted(CLASSIFIERS)}, got {nets}"),
+        (bool(config.whitebox), "whitebox: at least one white-box classifier is needed to meta-train on"),
+    ]
+    for section in ("meta", "lazy"):
+        s: MetaTrainConfig = getattr(config, section)
+        rules += [
+            (s.algorithm in ALGORITHMS, f"{section}.algorithm must be one of {sorted(ALGORITHMS)}, got {s.algorithm!r}"),
+            (s.inner in ("adam", "sgd"), f"{section}.inner must be adam or sgd, got {s.inner!r}"),
+            (s.meta_optimizer in ("adam", "sgd"), f"{section}.meta_optimizer must be adam or sgd, got "
+                                                  f"{s.meta_optimizer!r}"),
+            (s.steps >= 0 and s.keep_last >= 1 and s.inner_lr > 0 and s.meta_lr > 0,
+             f"{section} needs steps >= 0, keep_last >= 1, inner_lr > 0 and meta_lr > 0"),
+            (s.support >= 1 and s.query >= 1, f"{section}.support and {section}.query must be >= 1"),
+        ]
+    a = config.attack
+    rules += [(a.max_iterations >= 0 and a.coordinates >= 1 and a.finetune_interval >= 1,
+               "attack needs max_iterations >= 0, coordinates >= 1 and finetune_interval >= 1")]
+    check(rules)
+    return config

@@ -1,0 +1,128 @@
+"""The schema of a few-shot run, and :func:`validate`: dataset- and algorithm-dependent defaults, and every
+check that needs no data, before any work starts."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lazymeta.infra.config import as_dict, check
+from lazymeta.infra.errors import ConfigError
+from lazymeta.teacher import LazyTeacher
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "glyphs"
+    root: str | None = None  # else $LAZYMETA_DATA, else ~/.cache/lazymeta
+    download: bool = False
+    image_size: int | None = None  # null: the dataset's standard size (28 for glyphs and Omniglot, 84 for MiniImageNet)
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    # Multiples of 90 degrees, each a class of its own; null: (0, 90, 180, 270) for omniglot, (0,) otherwise.
+    rotations: list[int] | None = None
+
+
+@dataclass
+class EpisodeConfig:
+    ways: int = 5
+    shots: int = 1
+    val_shots: int = 1  # D_val per class during meta-training (the paper uses 1)
+    queries: int = 15  # query images per class at evaluation
+    label_order: str = "shuffled"  # or "global": the paper's non-i.i.d. mode
+
+
+@dataclass
+class ModelConfig:
+    name: str = "conv4"
+    hidden: int | None = None  # null: 64 filters below 64 px (Omniglot), 32 above (MiniImageNet), as in MAML
+
+
+@dataclass
+class AlgorithmConfig:
+    name: str = "lazy-reptile"
+    steps: int = 10  # k
+    inner_lr: float = 0.1
+    keep_last: int = 1  # b
+    test_steps: int | None = None  # default: steps
+    test_leap: str = "student"  # lazy algorithms only: student | mean | holdout
+
+
+@dataclass
+class OptimConfig:
+    # null: Adam(1e-3) for the gradient rules, SGD(1.0 annealed linearly to 0) for the Reptile rules
+    name: str | None = None
+    lr: float | None = None
+    lr_final: float | None = None
+    meta_batch: int = 4
+
+
+@dataclass
+class FewShotConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    teacher: LazyTeacher = field(default_factory=LazyTeacher)  # the lazy algorithms' (γ, α) grid and choice
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    iterations: int = 1000
+    seed: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 10
+    eval_episodes: int = 600
+    device: str = "auto"
+    task_threads: int = 1  # CPU only: run a meta-batch's tasks in this many threads (1 op thread each)
+    # Run a meta-batch's tasks in one vmapped pass per step; null: on a GPU (1.5-2.3x faster there, 4-5x
+    # the memory), not on a CPU (slower there). docs/performance.md has the measurements.
+    batch_tasks: bool | None = None
+
+    def to_dict(self) -> dict:
+        return as_dict(self)
+
+
+def validate(config: FewShotConfig) -> FewShotConfig:
+    """Fill dataset- and algorithm-dependent defaults and validate what can be checked without data."""
+    from lazymeta.algorithms import get_algorithm
+    from lazymeta.fewshot.episodes import LABEL_ORDERS
+    from lazymeta.learner import TEST_LEAPS
+    from lazymeta.models import MODELS
+
+    try:
+        algorithm = get_algorithm(config.algorithm.name)
+    except ValueError as err:
+        raise ConfigError(f"algorithm.name: {err}") from None
+    if config.data.rotations is None:
+        config.data.rotations = [0, 90, 180, 270] if config.data.dataset == "omniglot" else [0]
+    reptile = algorithm.outer == "reptile"
+    optim, a, e = config.optim, config.algorithm, config.episodes
+    optim.name = optim.name or ("sgd" if reptile else "adam")
+    optim.lr = optim.lr if optim.lr is not None else (1.0 if reptile else 1e-3)
+    if optim.lr_final is None:
+        optim.lr_final = 0.0 if reptile and optim.name == "sgd" else optim.lr
+    check([
+        (optim.name in ("adam", "sgd"), f"optim.name must be adam or sgd, got {optim.name!r}"),
+        (optim.lr > 0 and optim.lr_final >= 0, f"optim.lr must be > 0 and optim.lr_final >= 0, got {optim.lr} "
+                                               f"and {optim.lr_final}"),
+        (config.model.name in MODELS, f"model.name must be one of {sorted(MODELS)}, got {config.model.name!r}"),
+        (config.model.hidden is None or config.model.hidden >= 1, f"model.hidden must be >= 1 or null, got "
+                                                                  f"{config.model.hidden}"),
+        (e.label_order in LABEL_ORDERS, f"episodes.label_order must be one of {LABEL_ORDERS}"),
+        (min(e.ways, e.shots) >= 1, f"episodes.ways and episodes.shots must be >= 1, got {e.ways} and {e.shots}"),
+        (e.val_shots >= 1, "episodes.val_shots must be >= 1 (D_val drives the outer loss)"),
+        (e.queries >= 1, f"episodes.queries must be >= 1 (evaluation classifies them), got {e.queries}"),
+        (a.test_leap in TEST_LEAPS, f"algorithm.test_leap must be one of {TEST_LEAPS}"),
+        (a.steps >= 0, f"algorithm.steps must be >= 0, got {a.steps}"),
+        (a.test_steps is None or a.test_steps >= 0, f"algorithm.test_steps must be >= 0 or null, got {a.test_steps}"),
+        (a.inner_lr > 0, f"algorithm.inner_lr must be > 0, got {a.inner_lr}"),
+        (a.keep_last >= 1, f"algorithm.keep_last (b, checkpoints the teacher leaps toward) must be >= 1, got "
+                           f"{a.keep_last}"),
+        (config.iterations >= 0, f"iterations must be >= 0, got {config.iterations}"),
+        (config.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {config.checkpoint_every}"),
+        (config.log_every >= 1, f"log_every must be >= 1, got {config.log_every}"),
+        (config.eval_episodes >= 2, f"eval_episodes must be >= 2 (a confidence interval needs two), got "
+                                    f"{config.eval_episodes}"),
+        (optim.meta_batch >= 1, f"optim.meta_batch must be >= 1, got {optim.meta_batch}"),
+        (config.task_threads >= 1, f"task_threads must be >= 1, got {config.task_threads}"),
+        (not (config.batch_tasks and config.task_threads > 1),
+         "batch_tasks and task_threads > 1 are two ways to run a meta-batch's tasks; set one of them"),
+    ])
+    return config

@@ -1,0 +1,168 @@
+"""The few-shot training loop, evaluation and loading of run directories.
+
+A run directory (:class:`~lazymeta.infra.rundir.RunDir`) holds ``config.yaml`` (resolved), ``metrics.jsonl``,
+``state.pt`` (to resume), ``model.safetensors`` (the meta-parameters, with what is needed to use them) and
+``results.json``. Meta-batch t is a pure function of (seed, t), so a resumed run repeats an uninterrupted
+one exactly.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from lazymeta._version import __version__
+from lazymeta.data import ImageTransform, load_split
+from lazymeta.fewshot.config import FewShotConfig, validate
+from lazymeta.fewshot.episodes import EpisodeSampler
+from lazymeta.fewshot.evaluate import evaluate
+from lazymeta.infra.config import update
+from lazymeta.infra.distributed import World, join, my_share
+from lazymeta.infra.errors import TrainingError
+from lazymeta.infra.files import load_weights, save_weights
+from lazymeta.infra.rundir import RESULTS, RunDir
+from lazymeta.infra.runtime import pick_device, seed_everything
+from lazymeta.learner import MetaLearner, NonFiniteLossError, Task
+from lazymeta.models import build_model
+from lazymeta.student import Student
+
+TRAIN_STREAM = 0
+MODEL = "model.safetensors"
+# Second-order MAML keeps every student step in its autograd graph; above this k it is worth a word.
+MAML_STEPS_WARNING = 20
+
+
+class GraphMemoryWarning(UserWarning):
+    """A setting whose memory grows with the inner loop's length."""
+
+
+def build_sampler(config: FewShotConfig, split: str, *, queries: int, seed: int) -> EpisodeSampler:
+    d, e = config.data, config.episodes
+    data = load_split(d.dataset, split, d.root, download=d.download, image_size=d.image_size)
+    return EpisodeSampler(data, e.ways, e.shots, e.val_shots, queries, d.rotations, e.label_order, seed,
+                          name=f"{d.dataset} split {split!r}")
+
+
+def build_learner(config: FewShotConfig, transform: ImageTransform, device: torch.device) -> MetaLearner:
+    a, o = config.algorithm, config.optim
+    hidden = config.model.hidden or (64 if transform.size < 64 else 32)
+    model = build_model(config.model.name, in_channels=transform.channels, image_size=transform.size,
+                        ways=config.episodes.ways, hidden=hidden).to(device)
+    optimizer_cls = torch.optim.Adam if o.name == "adam" else torch.optim.SGD
+    learner = MetaLearner(model, a.name, Student(a.steps, a.inner_lr, a.keep_last), config.teacher,
+                          optimizer_cls(model.parameters(), lr=o.lr), a.test_leap, a.test_steps,
+                          config.task_threads, config.batch_tasks)
+    learner.transform = transform
+    return learner
+
+
+def _meta_batch(sampler: EpisodeSampler, iteration: int, tasks: range) -> list[Task]:
+    return [Task(*sampler.episode(TRAIN_STREAM, iteration, j)[:4]) for j in tasks]
+
+
+def _environment() -> dict:
+    return {"lazymeta": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _save(run: RunDir, learner: MetaLearner, iteration: int, config: FewShotConfig) -> None:
+    run.save_state({"learner": learner.state_dict(), "iteration": iteration, "torch_rng": torch.get_rng_state()})
+    if not run.writer:
+        return
+    leap = learner.mean_leap()
+    metadata = {"config": config.to_dict(), "transform": learner.transform.to_dict(), "iteration": iteration,
+                "gamma": float(leap.gamma), "alpha": leap.alpha.tolist(), "leap_ema": learner.leap_ema.tolist(),
+                "leap_count": learner.leap_count, "environment": _environment()}
+    save_weights(run.file(MODEL), dict(learner.model.named_parameters()),
+                 {k: json.dumps(v) for k, v in metadata.items()})
+
+
+def train(config: FewShotConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> MetaLearner:
+    """Meta-train into ``run_dir`` (resuming from its checkpoint if ``resume``), then return the learner."""
+    config = validate(config)
+    world = join()
+    if config.optim.meta_batch % world.size:
+        raise TrainingError(f"optim.meta_batch={config.optim.meta_batch} must be a multiple of the "
+                            f"{world.size} processes")
+    if config.algorithm.name == "maml" and config.algorithm.steps > MAML_STEPS_WARNING:
+        warnings.warn(f"second-order maml keeps all k={config.algorithm.steps} student steps in its autograd graph: "
+                      "its memory grows linearly with k; lazy-maml and lazy-reptile run long horizons at "
+                      "constant memory", GraphMemoryWarning, stacklevel=2)
+    seed_everything(config.seed)
+    device = pick_device(config.device)
+    sampler = build_sampler(config, config.data.train_split, queries=0, seed=config.seed)
+    learner = build_learner(config, sampler.data.transform, device)
+    run = RunDir(run_dir, step="iteration", writer=world.main)
+    with run.open(config.to_dict(), existing="resume" if resume else "refuse"):
+        start = 0
+        if resume:
+            state = run.load_state()
+            learner.load_state_dict(state["learner"])
+            torch.set_rng_state(state["torch_rng"])
+            start = int(state["iteration"])
+            run.truncate(start)
+        _loop(config, run, learner, sampler, start, progress and world.main, world)
+    return learner
+
+
+def _loop(config: FewShotConfig, run: RunDir, learner: MetaLearner, sampler: EpisodeSampler, start: int,
+          progress: bool, world: World) -> None:
+    o = config.optim
+    tasks = my_share(world, o.meta_batch)
+    bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations, desc="meta-train",
+               disable=None if progress else True)
+    for t in bar:
+        lr = o.lr + (o.lr_final - o.lr) * t / max(config.iterations, 1)
+        for group in learner.optimizer.param_groups:
+            group["lr"] = lr
+        began = time.perf_counter()
+        try:
+            stats = learner.meta_step(_meta_batch(sampler, t, tasks))
+        except NonFiniteLossError as err:
+            raise TrainingError(f"iteration {t + 1}: {err}") from err
+        if (t + 1) % config.log_every == 0 or t + 1 == config.iterations:
+            run.log({"iteration": t + 1, **stats, "lr": lr, "seconds": time.perf_counter() - began})
+            bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()})
+        if (t + 1) % config.checkpoint_every == 0 or t + 1 == config.iterations:
+            _save(run, learner, t + 1, config)
+    if config.iterations == 0 or start == config.iterations:
+        _save(run, learner, config.iterations, config)
+
+
+def load_run(run_dir: str | Path, device: str | None = "cpu") -> tuple[MetaLearner, FewShotConfig]:
+    """The meta-trained learner of a run directory (on ``device``, or the run's own device setting when
+    None) and the resolved config it was trained with."""
+    path = Path(run_dir) / MODEL
+    weights, metadata = load_weights(path, "meta-trained model")
+    meta = {k: json.loads(v) for k, v in metadata.items()}
+    config = update(FewShotConfig(), meta["config"], str(path))
+    learner = build_learner(config, ImageTransform(**meta["transform"]), pick_device(device or config.device))
+    learner.model.load_state_dict(weights)
+    learner.leap_ema = torch.tensor(meta["leap_ema"], dtype=torch.float64)
+    learner.leap_count = int(meta["leap_count"])
+    return learner, config
+
+
+def load(run_dir: str | Path, device: str = "cpu") -> MetaLearner:
+    """A meta-trained learner from a run directory: ``load(d).adapt(x, y).predict(q)``."""
+    return load_run(run_dir, device)[0]
+
+
+def evaluate_run(run_dir: str | Path, episodes: int | None = None, split: str | None = None,
+                 test_leap: str | None = None, progress: bool = True, device: str | None = None) -> dict:
+    """Mean accuracy ± 95% CI of a trained run on fixed test episodes; written to results.json. Runs
+    on ``device``, by default the run's own setting (``auto``: the GPU when there is one)."""
+    learner, config = load_run(run_dir, device)
+    if test_leap is not None:
+        learner.test_leap = test_leap
+    split = split or config.data.test_split
+    sampler = build_sampler(config, split, queries=config.episodes.queries, seed=config.seed)
+    report = evaluate(learner, sampler, episodes or config.eval_episodes, progress=progress)
+    report.update(dataset=config.data.dataset, split=split, algorithm=config.algorithm.name,
+                  iterations=config.iterations)
+    RunDir(run_dir).write_json(RESULTS, report)
+    return report
