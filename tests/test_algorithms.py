@@ -1,4 +1,5 @@
 """Meta-gradients of every algorithm against finite differences and their closed forms (float64)."""
+import pytest
 import torch
 from torch import nn
 
@@ -77,19 +78,29 @@ def test_fomaml_is_the_validation_gradient_at_the_adapted_weights():
     torch.testing.assert_close(first, torch.cat([g.reshape(-1) for g in expected]))
 
 
-def test_lazy_maml_meta_gradient_is_gamma_times_the_validation_gradient_at_the_leap():
+@pytest.mark.parametrize("reading", ["leap-rate", "literal"])
+def test_lazy_maml_meta_gradient_is_the_theta_weight_times_the_validation_gradient_at_the_leap(reading):
+    """(1 - γ̂) ∇L_val(leap) with γ the leap rate; γ̂ ∇L_val(leap) in the literal reading."""
     model, train_loss, val_metric = setup(2)
     student = Student(steps=6, lr=0.3, keep_last=2)
-    teacher = LazyTeacher(alpha_step=0.25)
+    teacher = LazyTeacher(alpha_step=0.25, reading=reading)
     grad, adapted = meta_grad("lazy-maml", model, train_loss, val_metric, student, teacher)
     leap = {n: p.detach().requires_grad_(True) for n, p in adapted.params.items()}
     at_leap = torch.autograd.grad(val_metric(leap)[0], list(leap.values()))
     gamma = adapted.leap.gamma
-    torch.testing.assert_close(grad, gamma * torch.cat([g.reshape(-1) for g in at_leap]))
-    # and against finite differences of θ -> L_val(γθ + (1-γ) Σ α_j φ_j) with the checkpoints held fixed
+    weight = 1 - gamma if reading == "leap-rate" else gamma
+    torch.testing.assert_close(grad, weight * torch.cat([g.reshape(-1) for g in at_leap]))
+    # and against finite differences of θ -> L_val(θ + γ(Σ α_j φ_j - θ)) with the checkpoints held fixed,
+    # the leap written out here
     theta = P.params_of(model)
     checkpoints = student.run(theta, train_loss)
-    fd = finite_difference(lambda t: val_metric(LazyTeacher.leap(t, checkpoints, adapted.leap))[0], theta)
+    alpha = adapted.leap.alpha
+
+    def leap_of(t):
+        region = {n: sum(a * c[n] for a, c in zip(alpha, checkpoints)) for n in t}
+        return {n: weight * t[n] + (1 - weight) * region[n] for n in t}
+
+    fd = finite_difference(lambda t: val_metric(leap_of(t))[0], theta)
     torch.testing.assert_close(grad, fd, rtol=1e-6, atol=1e-8)
 
 
@@ -119,9 +130,9 @@ def test_lazy_reptile_target_is_the_leap_not_the_student():
     theta = P.params_of(model)
     adapted = get_algorithm("lazy-reptile").adapt(theta, student, LazyTeacher(), train_loss, val_metric)
     phi_k = student.run(theta, train_loss)[-1]
-    g = adapted.leap.gamma
+    g = adapted.leap.gamma  # the leap rate: θ moves the fraction γ of the way to the student
     for n in theta:
-        torch.testing.assert_close(adapted.params[n], g * theta[n] + (1 - g) * phi_k[n])
+        torch.testing.assert_close(adapted.params[n], theta[n] + g * (phi_k[n] - theta[n]))
 
 
 def test_every_named_algorithm_is_a_distinct_composition():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lazymeta.student import Student
+from lazymeta.student import AdamStudent, Student, build_student
 
 
 def quadratic(target):
@@ -37,3 +37,24 @@ def test_create_graph_keeps_the_dependence_on_the_start_point():
 def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="keep_last"):
         Student(keep_last=0)
+
+
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.0, 0.999)])  # the meta-attack's and Reptile's
+def test_adam_student_is_torch_adam(betas):
+    start = {"w": torch.tensor([1.0, -2.0, 0.5])}
+
+    def loss(p):
+        return (p["w"] ** 2 * torch.tensor([1.0, 3.0, 0.1])).sum()
+
+    checkpoints = AdamStudent(steps=4, lr=0.1, keep_last=2, betas=betas).run(start, loss)
+    w = start["w"].clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([w], lr=0.1, betas=betas)
+    for _ in range(4):
+        optimizer.zero_grad()
+        loss({"w": w}).backward()
+        optimizer.step()
+    assert len(checkpoints) == 2
+    torch.testing.assert_close(checkpoints[-1]["w"], w.detach())
+    assert build_student("adam", 4, 0.1, 2, betas) == AdamStudent(4, 0.1, 2, betas)
+    with pytest.raises(ValueError, match="first-order only"):
+        AdamStudent().run(start, loss, create_graph=True)

@@ -16,11 +16,19 @@ def test_simplex_grid_is_complete_and_on_the_simplex():
         simplex_grid(2, 0.3)
 
 
+def written_out_leap(theta, region, gamma, reading):
+    """θ + γ(R - θ) (γ the leap rate toward the student) or γθ + (1 - γ)R (eq. 4 as printed)."""
+    if reading == "leap-rate":
+        return {n: theta[n] + gamma * (region[n] - theta[n]) for n in theta}
+    return {n: gamma * theta[n] + (1 - gamma) * region[n] for n in theta}
+
+
 def brute_force(theta, checkpoints, metric, teacher):
     best = None
     alphas = simplex_grid(len(checkpoints), teacher.alpha_step).tolist() if len(checkpoints) > 1 else [[1.0]]
     for gamma, alpha in itertools.product(teacher.gammas, alphas):
-        p = {n: gamma * theta[n] + (1 - gamma) * sum(a * c[n] for a, c in zip(alpha, checkpoints)) for n in theta}
+        region = {n: sum(a * c[n] for a, c in zip(alpha, checkpoints)) for n in theta}
+        p = written_out_leap(theta, region, gamma, teacher.reading)
         loss, acc = (float(v) for v in metric(p))
         key = (loss,) if teacher.select == "loss" else (-acc, loss)
         if best is None or key < best[0]:
@@ -42,10 +50,11 @@ def make_case(b, seed):
     return theta, checkpoints, metric
 
 
+@pytest.mark.parametrize("reading", ["leap-rate", "literal"])
 @pytest.mark.parametrize("b", [1, 3])
 @pytest.mark.parametrize("select", ["loss", "accuracy"])
-def test_choice_is_the_true_best_candidate(b, select):
-    teacher = LazyTeacher(select=select, chunk=50)
+def test_choice_is_the_true_best_candidate(b, select, reading):
+    teacher = LazyTeacher(select=select, reading=reading, chunk=50)
     for seed in range(5):
         theta, checkpoints, metric = make_case(b, seed)
         leap = teacher.choose(theta, checkpoints, metric)
@@ -56,13 +65,16 @@ def test_choice_is_the_true_best_candidate(b, select):
         torch.testing.assert_close(metric(leapt)[0], leap.loss)
 
 
-def test_constructed_minimum_is_found_exactly():
-    # the target is exactly the leap with γ = 0.85, α = (0.2, 0.3, 0.5): zero loss there only
+@pytest.mark.parametrize("reading, theta_weight", [("leap-rate", 0.15), ("literal", 0.85)])
+def test_constructed_minimum_is_found_exactly(reading, theta_weight):
+    # the target is exactly the leap with γ = 0.85, α = (0.2, 0.3, 0.5): zero loss there only. The leap rate
+    # moves 85 % of the way toward the student; the literal reading keeps 85 % of θ.
     theta = {"w": torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)}
     checkpoints = [{"w": torch.eye(3, dtype=torch.float64)[i] * (i + 2)} for i in range(3)]
     alpha = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
-    target = 0.85 * theta["w"] + 0.15 * sum(a * c["w"] for a, c in zip(alpha, checkpoints))
-    leap = LazyTeacher().choose(theta, checkpoints, lambda p: (((p["w"] - target) ** 2).sum(), torch.tensor(1.0)))
+    target = theta_weight * theta["w"] + (1 - theta_weight) * sum(a * c["w"] for a, c in zip(alpha, checkpoints))
+    teacher = LazyTeacher(reading=reading)
+    leap = teacher.choose(theta, checkpoints, lambda p: (((p["w"] - target) ** 2).sum(), torch.tensor(1.0)))
     assert float(leap.gamma) == pytest.approx(0.85)
     torch.testing.assert_close(leap.alpha, alpha)
     assert float(leap.loss) == pytest.approx(0.0, abs=1e-20)
@@ -73,7 +85,7 @@ def test_bfloat16_scoring_changes_only_the_scores_not_a_clear_choice():
     g = torch.Generator().manual_seed(0)
     x, theta, phi = (torch.randn(64, 16, generator=g) for _ in range(3))
     theta, phi = {"w": theta[:16]}, {"w": phi[:16]}
-    target = x @ (0.85 * theta["w"] + 0.15 * phi["w"])
+    target = x @ (0.15 * theta["w"] + 0.85 * phi["w"])  # the leap of rate γ = 0.85 toward φ
 
     def metric(p):
         return ((x @ p["w"] - target) ** 2).mean(), torch.tensor(1.0)
@@ -82,7 +94,7 @@ def test_bfloat16_scoring_changes_only_the_scores_not_a_clear_choice():
     fast = LazyTeacher(score_precision="bfloat16").choose(theta, [phi], metric)
     assert float(exact.gamma) == float(fast.gamma) == pytest.approx(0.85)
     assert float(exact.loss) < 1e-10 < float(fast.loss)  # the candidates really were scored in bfloat16
-    leapt = LazyTeacher.leap(theta, [phi], fast)  # the leap itself stays in full precision
+    leapt = LazyTeacher().leap(theta, [phi], fast)  # the leap itself stays in full precision
     assert leapt["w"].dtype == torch.float32 and float(metric(leapt)[0]) < 1e-10
 
 
@@ -93,3 +105,10 @@ def test_bad_settings_are_rejected():
         LazyTeacher(select="acc")
     with pytest.raises(ValueError, match="gammas"):
         LazyTeacher(gammas=(1.5,))
+    with pytest.raises(ValueError, match="reading must be one of"):
+        LazyTeacher(reading="lookahead")
+
+
+def test_the_paper_rule_is_the_default_choice():
+    """Selection by D_val accuracy, ties broken by loss (the paper's sec. 4.2), γ as the leap rate."""
+    assert LazyTeacher().select == "accuracy" and LazyTeacher().reading == "leap-rate"

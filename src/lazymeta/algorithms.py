@@ -6,7 +6,7 @@ algorithm       tie        outer rule  task model φ_i(θ)
 maml            chain      gradient    φ_k(θ) through every student step (2nd order)
 fomaml          detached   gradient    θ + stopgrad(φ_k - θ): dφ/dθ = I
 reptile         detached   reptile     φ_k
-lazy-maml       leap       gradient    γ̂ θ + (1-γ̂) Σ α̂_j φ_j: dφ/dθ = γ̂ I
+lazy-maml       leap       gradient    θ + γ̂ (Σ α̂_j φ_j - θ): dφ/dθ = (1-γ̂) I
 lazy-reptile    leap       reptile     the same leap
 ==============  =========  ==========  =============================================
 

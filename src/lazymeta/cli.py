@@ -15,6 +15,7 @@ APPLICATIONS = (
     "lazymeta.longtail.cli",
     "lazymeta.attack.cli",
     "lazymeta.data.cli",
+    "lazymeta.reproduce.cli",
 )
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -125,17 +126,21 @@ class MetaLearner:
             not on a CPU (docs/performance.md). ``None``: on a GPU, for meta-batches of equal-shaped
             tasks (without task threads); ``True`` requires equal shapes. Same update up to float
             rounding, second-order MAML included (autograd runs outside vmap).
+        clip: clamp every element of the meta-gradient to [-clip, clip] before the outer step (MAML's
+            miniImageNet protocol clips at 10).
     """
 
     def __init__(self, model: nn.Module, algorithm: str | Algorithm, student: Student,
                  teacher: LazyTeacher | None = None, meta_optimizer: torch.optim.Optimizer | None = None,
                  test_leap: str = "student", test_steps: int | None = None, task_threads: int = 1,
-                 batch_tasks: bool | None = None):
+                 batch_tasks: bool | None = None, clip: float | None = None):
         if task_threads < 1:
             raise ValueError(f"task_threads must be >= 1, got {task_threads}")
         if batch_tasks and task_threads > 1:
             raise ValueError("batch_tasks and task_threads > 1 are two ways to run a meta-batch's tasks; choose one")
-        self.model, self.task_threads, self.batch_tasks = model, task_threads, batch_tasks
+        if clip is not None and clip <= 0:
+            raise ValueError(f"clip must be > 0 or None, got {clip}")
+        self.model, self.task_threads, self.batch_tasks, self.clip = model, task_threads, batch_tasks, clip
         self.algorithm = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
         if hasattr(model, "channels_last"):  # a model with a layout option (Conv4): the faster one for this tie
             model.channels_last = self.algorithm.tie != "chain"
@@ -148,9 +153,11 @@ class MetaLearner:
         self.optimizer = meta_optimizer or torch.optim.Adam(model.parameters(), lr=1e-3)
         self.forward = functional(model)
         self.ways = _head_size(model)
-        # Exponential moving average of the teacher's (γ, α) choices, bias-corrected by `leap_count`.
+        # Exponential moving average of the teacher's (γ, α) choices, bias-corrected by `leap_count`, and
+        # how many tasks chose each γ of the grid (whether the teacher sits at an edge of its grid).
         self.leap_ema = torch.zeros(1 + student.keep_last, dtype=torch.float64)
         self.leap_count = 0
+        self.gamma_counts = torch.zeros(len(teacher.gammas) if teacher is not None else 0, dtype=torch.float64)
         # How a user's PIL image becomes an input (set by lazymeta.load from the training data).
         self.transform: Callable[[Any], Tensor] | None = None
 
@@ -166,7 +173,7 @@ class MetaLearner:
         """
         theta = params_of(self.model)
         sums = [torch.zeros_like(p) for p in theta.values()]
-        losses, accs, leaps = [], [], []
+        losses, accs, leaps, picks = [], [], [], []
         for grads, loss, acc, leap in self._run_tasks(theta, tasks):  # summed in task order, however run
             for s, g in zip(sums, grads):
                 s.add_(g)
@@ -174,9 +181,11 @@ class MetaLearner:
             accs.append(acc.reshape(-1))
             if leap is not None:
                 leaps.append(torch.cat([leap.gamma.unsqueeze(-1), leap.alpha], -1).reshape(-1, 1 + leap.alpha.shape[-1]))
+                picks.append(leap.gamma.reshape(-1, 1) == self._gamma_grid(leap.gamma))
         losses_t = torch.cat(losses)
         finite = torch.isfinite(losses_t)
-        choices = torch.cat(leaps).sum(0) if leaps else losses_t.new_zeros(0)
+        choices = torch.cat([torch.cat(leaps).sum(0), torch.cat(picks).sum(0).to(losses_t)]) if leaps else \
+            losses_t.new_zeros(0)
         metrics = torch.cat([torch.stack([losses_t.nan_to_num().sum(), torch.cat(accs).sum(),
                                           (~finite).sum().to(losses_t), losses_t.new_full((), len(tasks))]), choices])
         total = _all_reduce(torch.cat([*(s.reshape(-1) for s in sums), metrics.to(sums[0])]))
@@ -185,13 +194,18 @@ class MetaLearner:
         if bad:
             index = None if finite.all() else int(torch.nonzero(~finite)[0])
             raise NonFiniteLossError(index, float("nan") if index is None else float(losses_t[index]))
-        for p, g in zip(theta.values(), unflat(grads / count, theta).values()):
+        grads = grads / count
+        if self.clip is not None:
+            grads.clamp_(-self.clip, self.clip)
+        for p, g in zip(theta.values(), unflat(grads, theta).values()):
             p.grad = g  # views into one fresh buffer: no copy needed
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         stats = {"loss": loss / count, "accuracy": acc / count}
         if leaps:
-            stats["gamma"] = self._track_leaps(metrics[4:] / count)
+            b = self.student.keep_last
+            stats["gamma"] = self._track_leaps(metrics[4:5 + b] / count)
+            self.gamma_counts += metrics[5 + b:]
         return stats
 
     def _task_update(self, theta: Params, task: Task, forward: Callable[[Params, Tensor], Tensor] | None = None
@@ -241,6 +255,15 @@ class MetaLearner:
         with _one_op_thread(), ThreadPoolExecutor(workers, initializer=start) as pool:
             yield from pool.map(lambda task: self._task_update(theta, task, local.forward), tasks)
 
+    def _gamma_grid(self, like: Tensor) -> Tensor:
+        """The teacher's γ values, as the leaps report them (same dtype and device), for counting choices."""
+        return torch.tensor(list(self.teacher.gammas), dtype=torch.float64).to(like)
+
+    def gamma_fractions(self) -> dict[str, float]:
+        """The fraction of meta-training tasks whose teacher chose each γ of the grid."""
+        total = float(self.gamma_counts.sum())
+        return {f"{g:g}": float(c) / total for g, c in zip(self.teacher.gammas, self.gamma_counts)} if total else {}
+
     def _track_leaps(self, mean_choice: Tensor) -> float:
         """Update the moving average of (γ, α) with the meta-batch's mean choice; return its γ."""
         self.leap_ema.mul_(EMA_DECAY).add_(mean_choice, alpha=1 - EMA_DECAY)
@@ -248,10 +271,11 @@ class MetaLearner:
         return float(mean_choice[0])
 
     def mean_leap(self) -> Leap:
-        """The bias-corrected running mean of the chosen γ and α (uniform α, γ = 0.9 before any step)."""
+        """The bias-corrected running mean of the chosen γ and α (uniform α and the grid's mean γ before any step)."""
         if self.leap_count == 0:
             b = self.student.keep_last
-            gamma, alpha = torch.tensor(0.9), torch.full((b,), 1 / b)
+            gamma = torch.tensor(sum(self.teacher.gammas) / len(self.teacher.gammas))
+            alpha = torch.full((b,), 1 / b)
         else:
             mean = self.leap_ema / (1 - EMA_DECAY ** self.leap_count)
             gamma, alpha = mean[0].float(), (mean[1:] / mean[1:].sum()).float()
@@ -265,7 +289,7 @@ class MetaLearner:
         if len(classes) > self.ways:
             raise ValueError(f"the support set has {len(classes)} classes but the model's head has {self.ways}")
         theta = detach(params_of(self.model))
-        student = Student(self.test_steps, self.student.lr, self.student.keep_last)
+        student = dataclasses.replace(self.student, steps=self.test_steps)
         train_loss, _ = classification_losses(self.forward, len(classes), support_x, y, support_x, y)
         checkpoints = student.run(theta, train_loss)
         params = checkpoints[-1]
@@ -282,19 +306,21 @@ class MetaLearner:
         keep[last] = False
         if not keep.any() or len(torch.unique(y[keep])) < ways:
             raise ValueError("test_leap='holdout' needs at least 2 support examples per class")
-        student = Student(self.test_steps, self.student.lr, self.student.keep_last)
+        student = dataclasses.replace(self.student, steps=self.test_steps)
         train_loss, val_metric = classification_losses(self.forward, ways, x[keep], y[keep], x[last], y[last])
         return self.teacher.choose(theta, student.run(theta, train_loss), val_metric)
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "leap_ema": self.leap_ema.clone(), "leap_count": self.leap_count}
+                "leap_ema": self.leap_ema.clone(), "leap_count": self.leap_count,
+                "gamma_counts": self.gamma_counts.clone()}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.leap_ema.copy_(state["leap_ema"])
         self.leap_count = int(state["leap_count"])
+        self.gamma_counts.copy_(state["gamma_counts"])
 
 
 def _shape_mismatch(tasks: Sequence[Task]) -> str:

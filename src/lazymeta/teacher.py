@@ -1,8 +1,11 @@
 """The lazy teacher: one differentiable leap from the meta-parameters toward the student's checkpoints.
 
-``φ(θ) = γ θ + (1 - γ) Σ_j α_j φ_j`` with (γ, α) chosen on the task's validation data from a
+``φ(θ) = θ + γ (R - θ) = (1 - γ) θ + γ R`` with ``R = Σ_j α_j φ_j``: γ is the *leap rate*, the fraction of
+the way from θ toward the student's region, as the paper's experiments use it (a grid of 0.75..0.95, chosen
+per task) and as Lookahead moves its slow weights. (γ, α) are chosen on the task's validation data from a
 grid (γ in ``gammas``, α on the probability simplex with step ``alpha_step``). The checkpoints are
-constants, so ``dφ/dθ = γ I`` and the meta-gradient costs one backward pass whatever k is.
+constants, so ``dφ/dθ = (1 - γ) I`` and the meta-gradient costs one backward pass whatever k is.
+``reading="literal"`` takes eq. (4) as printed instead, ``φ = γ θ + (1 - γ) R`` (γ weighs θ).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from lazymeta.params import Params, combine, detach, lerp
 
 DEFAULT_GAMMAS = (0.75, 0.8, 0.85, 0.9, 0.95)
 SCORE_PRECISIONS = ("float32", "bfloat16")
+READINGS = ("leap-rate", "literal")  # γ is the fraction of the way toward the student | γ weighs θ (eq. 4 as printed)
 
 # metric(params) -> (loss, accuracy) on the task's validation data, for one parameter set; or, for a
 # batch of T tasks whose parameters carry a leading task dimension, two (T,) tensors.
@@ -53,8 +57,11 @@ class LazyTeacher:
     Args:
         gammas: the γ grid (default 0.75..0.95 step 0.05, as in the paper).
         alpha_step: resolution of the simplex grid over the last b checkpoints (b > 1 only).
-        select: ``"loss"`` (lowest validation loss) or ``"accuracy"`` (highest validation
-            accuracy, ties broken by loss).
+        select: ``"accuracy"`` (highest validation accuracy, ties broken by loss: the paper's rule) or
+            ``"loss"`` (lowest validation loss). A metric without an accuracy returns a score for it
+            (the meta-attacker's is the negative MSE), so both rules then pick the lowest loss.
+        reading: ``"leap-rate"`` (φ = θ + γ(R - θ)) or ``"literal"`` (φ = γθ + (1 - γ)R, eq. (4) as
+            printed); kept to compare the two.
         chunk: candidates scored per batched (vmapped) forward pass. ``None`` picks 1 on a CPU, where
             scoring the candidates one by one beat vmap's grouped convolutions by about 3-5x in
             ``benchmarks/meta_step.py``, and 128 on a GPU, where one batched pass wins.
@@ -67,13 +74,16 @@ class LazyTeacher:
 
     gammas: Sequence[float] = DEFAULT_GAMMAS
     alpha_step: float = 0.05
-    select: str = "loss"
+    select: str = "accuracy"
+    reading: str = "leap-rate"
     chunk: int | None = None
     score_precision: str = "float32"
 
     def __post_init__(self) -> None:
         if self.select not in ("loss", "accuracy"):
             raise ValueError(f"select must be 'loss' or 'accuracy', got {self.select!r}")
+        if self.reading not in READINGS:
+            raise ValueError(f"reading must be one of {READINGS}, got {self.reading!r}")
         if self.score_precision not in SCORE_PRECISIONS:
             raise ValueError(f"score_precision must be one of {SCORE_PRECISIONS}, got {self.score_precision!r}")
         if not self.gammas or not all(0 <= g <= 1 for g in self.gammas):
@@ -89,6 +99,10 @@ class LazyTeacher:
         gammas = torch.tensor(list(self.gammas), dtype=torch.float64)
         return gammas.repeat_interleave(len(alphas)), alphas.repeat(len(gammas), 1)
 
+    def theta_weight(self, gamma: Tensor) -> Tensor:
+        """The weight of θ in the leap: 1 - γ (leap rate) or γ (literal eq. 4); also dφ/dθ."""
+        return 1 - gamma if self.reading == "leap-rate" else gamma
+
     def choose(self, theta: Params, checkpoints: Sequence[Params], metric: Metric) -> Leap:
         """Score every candidate leap on the validation data and keep the best (per task, when θ and
         the checkpoints carry a leading task dimension and the metric scores every task)."""
@@ -101,7 +115,8 @@ class LazyTeacher:
         low = torch.autocast(ref.device.type, torch.bfloat16, enabled=self.score_precision == "bfloat16")
         with torch.no_grad(), low:
             for lo in range(0, len(gammas), chunk):
-                candidates = _candidate_params(theta, stacked, gammas[lo:lo + chunk], alphas[lo:lo + chunk])
+                candidates = _candidate_params(theta, stacked, self.theta_weight(gammas[lo:lo + chunk]),
+                                               alphas[lo:lo + chunk])
                 if chunk == 1:
                     loss, acc = metric({n: p[0] for n, p in candidates.items()})
                     scored.append((loss.unsqueeze(0), acc.unsqueeze(0)))
@@ -123,11 +138,10 @@ class LazyTeacher:
             return torch.argmin(loss, dim=0)
         return torch.argmin(torch.where(acc == acc.max(dim=0, keepdim=True).values, loss, torch.inf), dim=0)
 
-    @staticmethod
-    def leap(theta: Params, checkpoints: Sequence[Params], choice: Leap) -> Params:
-        """``γ θ + (1 - γ) Σ α_j φ_j``, differentiable in θ; the checkpoints are constants."""
+    def leap(self, theta: Params, checkpoints: Sequence[Params], choice: Leap) -> Params:
+        """``θ + γ (Σ α_j φ_j - θ)`` (or the literal reading's), differentiable in θ; the checkpoints are constants."""
         hull = combine([detach(c) for c in checkpoints], choice.alpha)
-        return lerp(theta, hull, choice.gamma)
+        return lerp(theta, hull, self.theta_weight(choice.gamma))
 
 
 @functools.lru_cache(maxsize=64)
@@ -138,12 +152,12 @@ def _grid_on(gammas: tuple[float, ...], alpha_step: float, b: int, device: torch
     return tuple(t.to(device, dtype) for t in teacher.candidates(b))
 
 
-def _candidate_params(theta: Params, stacked: Params, gammas: Tensor, alphas: Tensor) -> Params:
-    """Candidate parameter sets with a leading candidate dimension: γ_c θ + (1-γ_c) Σ_j α_cj φ_j
-    (``stacked`` holds the checkpoints along its first dimension)."""
+def _candidate_params(theta: Params, stacked: Params, weights: Tensor, alphas: Tensor) -> Params:
+    """Candidate parameter sets with a leading candidate dimension: w_c θ + (1-w_c) Σ_j α_cj φ_j, w_c the
+    weight of θ in candidate c (``stacked`` holds the checkpoints along its first dimension)."""
     out = {}
     for name, p in theta.items():
         hull = torch.tensordot(alphas, stacked[name], dims=1)
-        g = gammas.view(-1, *([1] * p.dim()))
-        out[name] = g * p + (1 - g) * hull
+        w = weights.view(-1, *([1] * p.dim()))
+        out[name] = w * p + (1 - w) * hull
     return out

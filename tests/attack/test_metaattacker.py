@@ -4,12 +4,8 @@ import torch
 
 from lazymeta import algorithms
 from lazymeta.attack.gradients import input_gradients, margin_loss
-from lazymeta.attack.metaattacker import (
-    AdamStudent,
-    MetaTrainConfig,
-    meta_train,
-    prediction_mse,
-)
+from lazymeta.attack.config import MetaTrainConfig
+from lazymeta.attack.metaattacker import meta_train, prediction_mse
 from lazymeta.models.attack import meta_attacker
 from lazymeta.student import Student
 from lazymeta.teacher import LazyTeacher
@@ -62,21 +58,3 @@ def test_lazy_path_runs_through_the_algorithms_and_the_teacher(tasks, name, monk
     history = meta_train(meta_attacker("mnist", 8), tasks[0], settings, torch.Generator().manual_seed(0))
     assert calls == {"adapt": 4, "meta_gradient": 4, "choose": 4}
     assert all(0.75 <= h["gamma"] <= 0.95 and torch.isfinite(torch.tensor(h["query_mse"])) for h in history)
-
-
-def test_adam_student_is_torch_adam():
-    start = {"w": torch.tensor([1.0, -2.0, 0.5])}
-
-    def loss(p):
-        return (p["w"] ** 2 * torch.tensor([1.0, 3.0, 0.1])).sum()
-
-    checkpoints = AdamStudent(steps=4, lr=0.1, keep_last=2).run(start, loss)
-    w = start["w"].clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([w], lr=0.1)
-    for _ in range(4):
-        optimizer.zero_grad()
-        loss({"w": w}).backward()
-        optimizer.step()
-    assert len(checkpoints) == 2
-    torch.testing.assert_close(checkpoints[-1]["w"], w.detach())
-    assert Student(2, 0.1).run(start, loss)[-1]["w"].shape == (3,)

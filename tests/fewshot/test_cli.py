@@ -73,6 +73,24 @@ def test_bad_configuration_is_a_clear_error(args, message, data_root, tmp_path, 
     assert message in capsys.readouterr().err
 
 
+def test_training_reports_its_untrained_start_and_eval_writes_beside_the_result(data_root, tmp_path, capsys):
+    trained, start = tmp_path / "trained", tmp_path / "start"
+    common = ["--steps", "2", "--data-root", data_root, "--set", "eval_episodes=6", *TOY]
+    assert main(["train", "--iterations", "3", "--out", str(trained), *common]) == 0
+    out = capsys.readouterr().out
+    assert "untrained start (transductive BN)" in out
+    assert main(["train", "--iterations", "0", "--out", str(start), *common]) == 0
+    capsys.readouterr()
+    result = json.loads((trained / "results.json").read_text())
+    from_zero = json.loads((start / "results.json").read_text())
+    # the untrained start is the same θ as a run of 0 iterations, on the same episodes
+    assert result["untrained"]["transductive"] == from_zero["transductive"]
+    assert main(["eval", str(trained), "--episodes", "4", "--quiet"]) == 0
+    assert f"written to {trained / 'eval-test-4ep.json'}" in capsys.readouterr().out
+    assert json.loads((trained / "results.json").read_text()) == result  # the training result stays
+    assert json.loads((trained / "eval-test-4ep.json").read_text())["episodes"] == 4
+
+
 def _trained(data_root, out) -> None:
     assert main(["train", "--iterations", "1", "--steps", "1", "--data-root", data_root, "--out", str(out),
                  "--no-eval", *TOY]) == 0

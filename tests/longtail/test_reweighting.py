@@ -1,8 +1,8 @@
 """The meta-gradients of the re-weighting methods, checked in float64 against independent computations.
 
 With ``θ̃(ε) = θ - η ∇_θ (1/B) Σ_i (w_i + ε_i) l_i(θ)`` the ε-gradient of a validation loss L at ε = 0 is
-``∂L/∂ε_i = -(η/B) ∇L(θ̃)·∇l_i(θ)`` (two-component weighting), times γ through the lazy leap
-``γ θ̃(ε) + (1-γ) φ_k`` (φ_k a constant). The tests compare the code with central finite differences of
+``∂L/∂ε_i = -(η/B) ∇L(θ̃)·∇l_i(θ)`` (two-component weighting), times 1 - γ through the lazy leap
+``θ̃(ε) + γ (φ_k - θ̃(ε))`` (φ_k a constant, γ the leap rate). The tests compare the code with central finite differences of
 these functions written out here, not with the code's own helpers.
 """
 import dataclasses
@@ -91,17 +91,17 @@ def test_lazy_eps_gradient_matches_finite_differences_through_the_teacher_only()
 
     def leap_loss(eps):
         theta = theta_tilde(model, x, y, w + eps)
-        return val_loss(model, {n: gamma * theta[n] + (1 - gamma) * phi[n] for n in theta}, xv, yv)
+        return val_loss(model, {n: theta[n] + gamma * (phi[n] - theta[n]) for n in theta}, xv, yv)
 
     torch.testing.assert_close(grad, finite_difference(leap_loss, B), rtol=1e-6, atol=1e-9)
 
 
-def test_lazy_gradient_without_student_steps_is_gamma_times_two_component():
+def test_lazy_gradient_without_student_steps_is_one_minus_gamma_times_two_component():
     model, (x, y, xv, yv) = tiny_model(), batches()
     ctx = context(model, xv, yv, steps=0, gammas=(0.8,))
     grad, choice = lazy_gradient(ctx, x, y)
     assert float(choice.gamma) == pytest.approx(0.8)
-    torch.testing.assert_close(grad, 0.8 * two_component_gradient(ctx, x, y), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grad, 0.2 * two_component_gradient(ctx, x, y), rtol=1e-10, atol=1e-12)
 
 
 def test_learning_to_reweight_weights_are_clipped_and_normalised():
@@ -124,15 +124,17 @@ def test_learning_to_reweight_weights_are_clipped_and_normalised():
     assert float(w.mean()) == pytest.approx(1.0)
 
 
-def test_teacher_picks_the_only_gamma_that_classifies_the_validation_set():
-    """Boundary x = t(γ) = γ between θ (t = 1) and φ_k (t = 0); a class-1 point at 0.83 and a class-0 point
-    at 0.78 are both right only for γ = 0.8 (γ ∈ {0.75, ..., 0.95})."""
+@pytest.mark.parametrize("reading, points", [("leap-rate", (0.23, 0.18)), ("literal", (0.83, 0.78))])
+def test_teacher_picks_the_only_gamma_that_classifies_the_validation_set(reading, points):
+    """Boundary x = t between θ (t = 1) and φ_k (t = 0), t = 1 - γ for the leap rate (t = γ literally); a
+    class-1 point just above t(0.8) and a class-0 point just below are both right only for γ = 0.8
+    (γ ∈ {0.75, ..., 0.95})."""
     model = nn.Linear(1, 2).double()
     f64 = torch.float64
     theta = {"weight": torch.tensor([[0.0], [1.0]], dtype=f64), "bias": torch.tensor([0.0, -1.0], dtype=f64)}
     phi = {"weight": theta["weight"].clone(), "bias": torch.zeros(2, dtype=f64)}
-    val = (torch.tensor([[0.83], [0.78]], dtype=torch.float64), torch.tensor([1, 0]))
-    choice = LazyTeacher(select="accuracy").choose(theta, [phi], val_metric(functional(model), val))
+    val = (torch.tensor([[points[0]], [points[1]]], dtype=torch.float64), torch.tensor([1, 0]))
+    choice = LazyTeacher(select="accuracy", reading=reading).choose(theta, [phi], val_metric(functional(model), val))
     assert float(choice.gamma) == pytest.approx(0.8) and float(choice.accuracy) == 1.0
 
 

@@ -9,7 +9,6 @@ validation metric the MSE on its query images.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -20,7 +19,7 @@ from tqdm import tqdm
 from lazymeta.algorithms import get_algorithm
 from lazymeta.attack.config import MetaTrainConfig
 from lazymeta.params import Params, detach, functional, params_of
-from lazymeta.student import Student
+from lazymeta.student import Student, build_student
 from lazymeta.teacher import LazyTeacher, Metric
 
 Forward = Callable[[Params, Tensor], Tensor]
@@ -63,44 +62,8 @@ def regression_losses(forward: Forward, sx: Tensor, sg: Tensor, qx: Tensor,
     return train_loss, val_metric
 
 
-@dataclass(frozen=True)
-class AdamStudent:
-    """The reference inner loop: ``steps`` Adam steps (Kingma and Ba 2015), same interface as Student."""
-
-    steps: int = 5
-    lr: float = 0.01
-    keep_last: int = 1
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-
-    def run(self, start: Params, loss_fn: Callable[[Params], Tensor], create_graph: bool = False) -> list[Params]:
-        if create_graph:
-            raise ValueError("AdamStudent is first-order only: use it with reptile, fomaml or the lazy algorithms")
-        phi = detach(start)
-        m = {n: torch.zeros_like(p) for n, p in phi.items()}
-        v = {n: torch.zeros_like(p) for n, p in phi.items()}
-        kept = [phi]
-        (b1, b2) = self.betas
-        for t in range(1, self.steps + 1):
-            with torch.enable_grad():
-                phi = {n: p.requires_grad_(True) for n, p in phi.items()}
-                grads = dict(zip(phi, torch.autograd.grad(loss_fn(phi), list(phi.values()))))
-            with torch.no_grad():
-                for n, g in grads.items():
-                    m[n] = b1 * m[n] + (1 - b1) * g
-                    v[n] = b2 * v[n] + (1 - b2) * g * g
-                phi = {n: p - self.lr * (m[n] / (1 - b1 ** t)) / ((v[n] / (1 - b2 ** t)).sqrt() + self.eps)
-                       for n, p in phi.items()}
-            kept = (kept + [phi])[-self.keep_last:]
-        return kept
-
-
-def _student(s: MetaTrainConfig) -> Student | AdamStudent:
-    if s.inner == "adam":
-        return AdamStudent(s.steps, s.inner_lr, s.keep_last)
-    if s.inner == "sgd":
-        return Student(s.steps, s.inner_lr, s.keep_last)
-    raise ValueError(f"inner must be adam or sgd, got {s.inner!r}")
+def _student(s: MetaTrainConfig) -> Student:
+    return build_student(s.inner, s.steps, s.inner_lr, s.keep_last)
 
 
 def _optimizer(s: MetaTrainConfig, model: nn.Module) -> torch.optim.Optimizer:

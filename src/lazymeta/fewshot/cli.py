@@ -46,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction, command: str) -> None:
         p.add_argument("--test-leap", choices=TEST_LEAPS, help="lazy algorithms: test-time leap")
         p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
         p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the run's device setting)")
+        p.add_argument("--untrained", action="store_true", help="also the untrained start, on the same episodes")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -57,6 +58,11 @@ def format_report(r: dict) -> str:
             ("episodes", str(r["episodes"])),
             ("accuracy (transductive BN)", f"{r['transductive']['accuracy']:.2f} ± {r['transductive']['ci95']:.2f} %"),
             ("accuracy (support-set BN)", f"{r['support']['accuracy']:.2f} ± {r['support']['ci95']:.2f} %")]
+    if "untrained" in r:  # the same episodes from the untrained start: what meta-training bought
+        u = r["untrained"]
+        rows += [("untrained start (transductive BN)", f"{u['transductive']['accuracy']:.2f} ± "
+                                                      f"{u['transductive']['ci95']:.2f} %"),
+                 ("untrained start (support-set BN)", f"{u['support']['accuracy']:.2f} ± {u['support']['ci95']:.2f} %")]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -96,12 +102,15 @@ def _train(args: argparse.Namespace) -> None:
         return
     print(f"run directory: {run_dir}")
     if not args.no_eval:
-        print(format_report(evaluate_run(run_dir, args.episodes, progress=not args.quiet)))
+        print(format_report(evaluate_run(run_dir, args.episodes, progress=not args.quiet,
+                                         untrained=config.eval_untrained)))
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from lazymeta.fewshot.train import evaluate_run
+    from lazymeta.fewshot.train import eval_file, evaluate_run
 
     report = evaluate_run(args.run_dir, args.episodes, args.split, args.test_leap, progress=not args.quiet,
-                          device=args.device)
+                          device=args.device, untrained=args.untrained, write_to=None)
     print(json.dumps(report) if args.json else format_report(report))
+    if not args.json:
+        print(f"written to {Path(args.run_dir) / eval_file(report['split'], report['episodes'], args.test_leap)}")

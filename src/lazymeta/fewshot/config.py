@@ -25,7 +25,8 @@ class DataConfig:
 @dataclass
 class EpisodeConfig:
     ways: int = 5
-    shots: int = 1
+    shots: int = 1  # K of D_tr at evaluation, and in meta-training unless train_shots is set
+    train_shots: int | None = None  # K of D_tr in meta-training (Reptile's protocol trains on 10 or 15); null: shots
     val_shots: int = 1  # D_val per class during meta-training (the paper uses 1)
     queries: int = 15  # query images per class at evaluation
     label_order: str = "shuffled"  # or "global": the paper's non-i.i.d. mode
@@ -35,13 +36,16 @@ class EpisodeConfig:
 class ModelConfig:
     name: str = "conv4"
     hidden: int | None = None  # null: 64 filters below 64 px (Omniglot), 32 above (MiniImageNet), as in MAML
+    pool: str = "max"  # conv4 only: max-pooling, or "stride" (MAML's Omniglot network: stride-2 convolutions)
 
 
 @dataclass
 class AlgorithmConfig:
     name: str = "lazy-reptile"
     steps: int = 10  # k
+    inner: str = "sgd"  # the student's rule: sgd, or adam (Reptile's reference inner loop; first-order only)
     inner_lr: float = 0.1
+    inner_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam only (Reptile's: [0, 0.999])
     keep_last: int = 1  # b
     test_steps: int | None = None  # default: steps
     test_leap: str = "student"  # lazy algorithms only: student | mean | holdout
@@ -54,6 +58,7 @@ class OptimConfig:
     lr: float | None = None
     lr_final: float | None = None
     meta_batch: int = 4
+    clip: float | None = None  # clamp each meta-gradient element to [-clip, clip] (MAML's miniImageNet: 10)
 
 
 @dataclass
@@ -62,13 +67,15 @@ class FewShotConfig:
     episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
-    teacher: LazyTeacher = field(default_factory=LazyTeacher)  # the lazy algorithms' (γ, α) grid and choice
+    # the lazy algorithms' leap: γ (leap rate) and α grids, chosen per task by D_val accuracy (ties: loss)
+    teacher: LazyTeacher = field(default_factory=LazyTeacher)
     optim: OptimConfig = field(default_factory=OptimConfig)
     iterations: int = 1000
     seed: int = 0
     checkpoint_every: int = 100
     log_every: int = 10
     eval_episodes: int = 600
+    eval_untrained: bool = True  # the final evaluation also scores the untrained start on the same episodes
     device: str = "auto"
     task_threads: int = 1  # CPU only: run a meta-batch's tasks in this many threads (1 op thread each)
     # Run a meta-batch's tasks in one vmapped pass per step; null: on a GPU (1.5-2.3x faster there, 4-5x
@@ -85,6 +92,8 @@ def validate(config: FewShotConfig) -> FewShotConfig:
     from lazymeta.fewshot.episodes import LABEL_ORDERS
     from lazymeta.learner import TEST_LEAPS
     from lazymeta.models import MODELS
+    from lazymeta.models.conv4 import POOLS
+    from lazymeta.student import STUDENTS
 
     try:
         algorithm = get_algorithm(config.algorithm.name)
@@ -108,6 +117,15 @@ def validate(config: FewShotConfig) -> FewShotConfig:
         (e.label_order in LABEL_ORDERS, f"episodes.label_order must be one of {LABEL_ORDERS}"),
         (min(e.ways, e.shots) >= 1, f"episodes.ways and episodes.shots must be >= 1, got {e.ways} and {e.shots}"),
         (e.val_shots >= 1, "episodes.val_shots must be >= 1 (D_val drives the outer loss)"),
+        (e.train_shots is None or e.train_shots >= 1, f"episodes.train_shots must be >= 1 or null, got {e.train_shots}"),
+        (config.model.pool in POOLS and (config.model.pool == "max" or config.model.name == "conv4"),
+         f"model.pool must be one of {POOLS} (stride: conv4 only), got {config.model.pool!r}"),
+        (a.inner in STUDENTS, f"algorithm.inner must be one of {sorted(STUDENTS)}, got {a.inner!r}"),
+        (a.inner == "sgd" or algorithm.tie != "chain", f"algorithm.inner={a.inner} is first-order: second-order "
+                                                       f"{a.name} needs inner: sgd"),
+        (len(a.inner_betas) == 2 and all(0 <= b < 1 for b in a.inner_betas),
+         f"algorithm.inner_betas must be two values in [0, 1), got {a.inner_betas}"),
+        (optim.clip is None or optim.clip > 0, f"optim.clip must be > 0 or null, got {optim.clip}"),
         (e.queries >= 1, f"episodes.queries must be >= 1 (evaluation classifies them), got {e.queries}"),
         (a.test_leap in TEST_LEAPS, f"algorithm.test_leap must be one of {TEST_LEAPS}"),
         (a.steps >= 0, f"algorithm.steps must be >= 0, got {a.steps}"),

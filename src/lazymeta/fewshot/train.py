@@ -29,7 +29,7 @@ from lazymeta.infra.rundir import RESULTS, RunDir
 from lazymeta.infra.runtime import pick_device, seed_everything
 from lazymeta.learner import MetaLearner, NonFiniteLossError, Task
 from lazymeta.models import build_model
-from lazymeta.student import Student
+from lazymeta.student import build_student
 
 TRAIN_STREAM = 0
 MODEL = "model.safetensors"
@@ -41,22 +41,26 @@ class GraphMemoryWarning(UserWarning):
     """A setting whose memory grows with the inner loop's length."""
 
 
-def build_sampler(config: FewShotConfig, split: str, *, queries: int, seed: int) -> EpisodeSampler:
+def build_sampler(config: FewShotConfig, split: str, *, seed: int, train: bool) -> EpisodeSampler:
+    """Episodes of ``split``: for meta-training (``train_shots`` and D_val, no queries) or for evaluation
+    (``shots`` and queries, no D_val: test episodes do not depend on the training protocol)."""
     d, e = config.data, config.episodes
     data = load_split(d.dataset, split, d.root, download=d.download, image_size=d.image_size)
-    return EpisodeSampler(data, e.ways, e.shots, e.val_shots, queries, d.rotations, e.label_order, seed,
+    shots, val_shots, queries = (e.train_shots or e.shots, e.val_shots, 0) if train else (e.shots, 0, e.queries)
+    return EpisodeSampler(data, e.ways, shots, val_shots, queries, d.rotations, e.label_order, seed,
                           name=f"{d.dataset} split {split!r}")
 
 
 def build_learner(config: FewShotConfig, transform: ImageTransform, device: torch.device) -> MetaLearner:
     a, o = config.algorithm, config.optim
     hidden = config.model.hidden or (64 if transform.size < 64 else 32)
+    options = {"pool": config.model.pool} if config.model.name == "conv4" else {}
     model = build_model(config.model.name, in_channels=transform.channels, image_size=transform.size,
-                        ways=config.episodes.ways, hidden=hidden).to(device)
+                        ways=config.episodes.ways, hidden=hidden, **options).to(device)
     optimizer_cls = torch.optim.Adam if o.name == "adam" else torch.optim.SGD
-    learner = MetaLearner(model, a.name, Student(a.steps, a.inner_lr, a.keep_last), config.teacher,
-                          optimizer_cls(model.parameters(), lr=o.lr), a.test_leap, a.test_steps,
-                          config.task_threads, config.batch_tasks)
+    student = build_student(a.inner, a.steps, a.inner_lr, a.keep_last, a.inner_betas)
+    learner = MetaLearner(model, a.name, student, config.teacher, optimizer_cls(model.parameters(), lr=o.lr),
+                          a.test_leap, a.test_steps, config.task_threads, config.batch_tasks, o.clip)
     learner.transform = transform
     return learner
 
@@ -76,7 +80,8 @@ def _save(run: RunDir, learner: MetaLearner, iteration: int, config: FewShotConf
     leap = learner.mean_leap()
     metadata = {"config": config.to_dict(), "transform": learner.transform.to_dict(), "iteration": iteration,
                 "gamma": float(leap.gamma), "alpha": leap.alpha.tolist(), "leap_ema": learner.leap_ema.tolist(),
-                "leap_count": learner.leap_count, "environment": _environment()}
+                "leap_count": learner.leap_count, "gamma_counts": learner.gamma_counts.tolist(),
+                "environment": _environment()}
     save_weights(run.file(MODEL), dict(learner.model.named_parameters()),
                  {k: json.dumps(v) for k, v in metadata.items()})
 
@@ -94,7 +99,7 @@ def train(config: FewShotConfig, run_dir: str | Path, resume: bool = False, prog
                       "constant memory", GraphMemoryWarning, stacklevel=2)
     seed_everything(config.seed)
     device = pick_device(config.device)
-    sampler = build_sampler(config, config.data.train_split, queries=0, seed=config.seed)
+    sampler = build_sampler(config, config.data.train_split, seed=config.seed, train=True)
     learner = build_learner(config, sampler.data.transform, device)
     run = RunDir(run_dir, step="iteration", writer=world.main)
     with run.open(config.to_dict(), existing="resume" if resume else "refuse"):
@@ -144,6 +149,7 @@ def load_run(run_dir: str | Path, device: str | None = "cpu") -> tuple[MetaLearn
     learner.model.load_state_dict(weights)
     learner.leap_ema = torch.tensor(meta["leap_ema"], dtype=torch.float64)
     learner.leap_count = int(meta["leap_count"])
+    learner.gamma_counts = torch.tensor(meta["gamma_counts"], dtype=torch.float64)
     return learner, config
 
 
@@ -152,17 +158,41 @@ def load(run_dir: str | Path, device: str = "cpu") -> MetaLearner:
     return load_run(run_dir, device)[0]
 
 
+def untrained_learner(config: FewShotConfig, learner: MetaLearner) -> MetaLearner:
+    """The learner as meta-training found it: the same seed draws the same initial θ."""
+    seed_everything(config.seed)
+    start = build_learner(config, learner.transform, learner.device)
+    start.test_leap = learner.test_leap
+    return start
+
+
+def eval_file(split: str, episodes: int, test_leap: str | None) -> str:
+    """Where ``lazymeta eval`` writes: beside the training-time ``results.json``, named by its settings."""
+    return f"eval-{split}-{episodes}ep" + (f"-{test_leap}" if test_leap else "") + ".json"
+
+
 def evaluate_run(run_dir: str | Path, episodes: int | None = None, split: str | None = None,
-                 test_leap: str | None = None, progress: bool = True, device: str | None = None) -> dict:
-    """Mean accuracy ± 95% CI of a trained run on fixed test episodes; written to results.json. Runs
-    on ``device``, by default the run's own setting (``auto``: the GPU when there is one)."""
+                 test_leap: str | None = None, progress: bool = True, device: str | None = None,
+                 untrained: bool = False, write_to: str | None = RESULTS) -> dict:
+    """Mean accuracy ± 95% CI of a trained run on fixed test episodes, written to ``write_to`` in the run
+    directory (None: a file named by the settings, :func:`eval_file`). ``untrained``: also the untrained start's on the same episodes (what meta-training bought).
+    Runs on ``device``, by default the run's own setting (``auto``: the GPU when there is one)."""
     learner, config = load_run(run_dir, device)
     if test_leap is not None:
         learner.test_leap = test_leap
     split = split or config.data.test_split
-    sampler = build_sampler(config, split, queries=config.episodes.queries, seed=config.seed)
-    report = evaluate(learner, sampler, episodes or config.eval_episodes, progress=progress)
+    sampler = build_sampler(config, split, seed=config.seed, train=False)
+    episodes = episodes or config.eval_episodes
+    report = evaluate(learner, sampler, episodes, progress=progress)
     report.update(dataset=config.data.dataset, split=split, algorithm=config.algorithm.name,
                   iterations=config.iterations)
-    RunDir(run_dir).write_json(RESULTS, report)
+    fractions = learner.gamma_fractions() if learner.algorithm.lazy else {}
+    if fractions:  # where in its γ grid the teacher sat during meta-training
+        ordered = [fractions[g] for g in sorted(fractions, key=float)]
+        report["leap_edges"] = {"reading": config.teacher.reading, "fractions": fractions, "low": ordered[0],
+                                "high": ordered[-1]}
+    if untrained:
+        start = evaluate(untrained_learner(config, learner), sampler, episodes, progress=progress)
+        report["untrained"] = {mode: start[mode] for mode in ("transductive", "support")}
+    RunDir(run_dir).write_json(write_to or eval_file(split, episodes, test_leap), report)
     return report

@@ -10,8 +10,9 @@ meta-learned methods differ only in how they get w from a look-ahead on the bala
 - two-component weighting (Jamal et al. 2020): ``w = w_y + ε`` with ``ε = -τ ∂L_val(θ̃(ε))/∂ε`` at ε = 0 and
   ``θ̃(ε) = θ - η ∇_θ L_B(θ, ε)``, ``L_B(θ, ε) = (1/|B|) Σ_i (w_{y_i} + ε_i) CE_i(θ)``;
 - lazy two-component weighting (the paper's Algorithm 2): the student runs k SGD steps on L_B from
-  θ̃(0), the lazy teacher picks γ by validation accuracy, and
-  ``ε = -τ ∂L_val(γ θ̃(ε) + (1 - γ) φ_k)/∂ε`` (φ_k a constant, so the gradient flows through θ̃ only).
+  θ̃(0), the lazy teacher picks the leap rate γ by validation accuracy, and
+  ``ε = -τ ∂L_val(θ̃(ε) + γ (φ_k - θ̃(ε)))/∂ε`` (φ_k a constant, so the gradient flows through θ̃ only, scaled by
+  1 - γ).
 
 Batch norm: look-aheads, student steps and candidate scoring normalise with their own batch statistics and
 leave the running statistics alone (:func:`frozen_statistics`); only the real step updates them, so a
@@ -116,7 +117,7 @@ def two_component_gradient(ctx: Context, x: Tensor, y: Tensor) -> Tensor:
 
 
 def lazy_gradient(ctx: Context, x: Tensor, y: Tensor) -> tuple[Tensor, Leap]:
-    """``∂L_val(γ θ̃(ε) + (1-γ) φ_k)/∂ε`` at ε = 0, and the teacher's choice of γ.
+    """``∂L_val(θ̃(ε) + γ (φ_k - θ̃(ε)))/∂ε`` at ε = 0, and the teacher's choice of γ.
 
     The student starts from θ̃(0) (detached) and takes k steps on ``L_B(·, 0)``; the teacher scores every γ
     on the validation batch; the leap is differentiable in θ̃(ε) only.
@@ -128,7 +129,7 @@ def lazy_gradient(ctx: Context, x: Tensor, y: Tensor) -> tuple[Tensor, Leap]:
         checkpoints = ctx.student.run(theta, lambda phi: weighted_loss(forward(phi, x), y, base))
         choice = ctx.teacher.choose(theta, checkpoints, val_metric(forward, ctx.val))
         chosen.append(choice)
-        return LazyTeacher.leap(theta, checkpoints, choice)
+        return ctx.teacher.leap(theta, checkpoints, choice)
 
     return _eps_gradient(ctx, x, y, base, leap), chosen[0]
 

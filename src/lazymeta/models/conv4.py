@@ -5,11 +5,17 @@ import torch
 from torch import Tensor, nn
 
 
-def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+POOLS = ("max", "stride")
+
+
+def conv_block(in_channels: int, out_channels: int, pool: str = "max") -> nn.Sequential:
     # Batch statistics only, as in MAML: no running buffers, so the network is a pure function of
     # its parameters and every task model normalises with its own batch.
     # Pooling before the ReLU computes the same function (max commutes with a monotone map) with the
     # ReLU on a quarter of the elements; parameter names are those of the usual conv-BN-ReLU-pool order.
+    if pool == "stride":  # MAML's Omniglot network: stride-2 convolutions instead of max-pooling
+        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1),
+                             nn.BatchNorm2d(out_channels, track_running_stats=False), nn.ReLU())
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, padding=1),
         nn.BatchNorm2d(out_channels, track_running_stats=False),
@@ -33,25 +39,30 @@ class Conv4(nn.Module):
     """4 x [3x3 conv, batch norm, ReLU, 2x2 max-pool] and a linear head.
 
     64 filters for 28x28 Omniglot, 32 for 84x84 MiniImageNet (Finn et al. 2017; Nichol et al. 2018).
+    ``pool="stride"``: MAML's Omniglot variant, stride-2 convolutions and the features averaged over
+    space before the head.
     ``channels_last``: run the activations in NHWC on a CPU. It speeds first-order inner loops (every
     layer gets its vectorised NHWC kernel) but slows the double backward of second-order MAML (3-12 %
     here), so :class:`~lazymeta.learner.MetaLearner` sets it for the algorithm it runs.
     """
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, ways: int = 5, hidden: int = 64,
-                 channels_last: bool = True):
+                 channels_last: bool = True, pool: str = "max"):
         super().__init__()
-        self.channels_last = channels_last
-        self.features = nn.Sequential(*[conv_block(in_channels if i == 0 else hidden, hidden) for i in range(4)])
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        self.channels_last, self.pool = channels_last, pool
+        self.features = nn.Sequential(*[conv_block(in_channels if i == 0 else hidden, hidden, pool) for i in range(4)])
         side = image_size
         for _ in range(4):
             side //= 2
         if side < 1:
             raise ValueError(f"Conv4 needs images of at least 16 pixels, got {image_size}")
-        self.head = nn.Linear(hidden * side * side, ways)
+        self.head = nn.Linear(hidden if pool == "stride" else hidden * side * side, ways)
 
     def forward(self, x: Tensor) -> Tensor:
         # A channels-last input makes every convolution answer in channels-last, so batch norm,
         # max-pool and ReLU run their vectorised NHWC kernels: in NCHW, max-pool and batch norm took
         # most of a CPU forward pass (benchmarks/meta_step.py).
-        return self.head(self.features(to_channels_last(x) if self.channels_last else x).flatten(1))
+        features = self.features(to_channels_last(x) if self.channels_last else x)
+        return self.head(features.mean((2, 3)) if self.pool == "stride" else features.flatten(1))

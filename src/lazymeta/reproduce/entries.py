@@ -1,0 +1,43 @@
+"""Every entry of ``lazymeta reproduce`` and the one function that runs and reports any of them."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from lazymeta.infra.errors import ConfigError
+from lazymeta.reproduce import fewshot
+from lazymeta.reproduce.memory import memory
+from lazymeta.reproduce.report import write
+from lazymeta.reproduce.runner import execute
+from lazymeta.reproduce.spec import SCALES, Entry
+
+ENTRIES: dict[str, Entry] = {
+    **fewshot.ENTRIES,
+    "memory": Entry("memory", "Memory and time of a meta-step against k (Table A.4)", memory),
+}
+# report tables: label -> results field
+FEWSHOT_METRICS = {"accuracy, transductive BN (%)": "accuracy", "accuracy, support-set BN (%)": "support.accuracy"}
+MEMORY_METRICS = {"peak memory of a meta-step (MB)": "peak_mb", "time of a meta-step (ms)": "ms"}
+LEAP_METRICS = {**FEWSHOT_METRICS, "fraction of tasks at the lowest γ": "leap_edges.low",
+                "fraction of tasks at the highest γ": "leap_edges.high"}
+
+
+def reproduce(name: str, scale: str, seeds: int, data_root: str | None, out: Path, jobs: int | None = None,
+              progress: bool = True) -> dict:
+    """Run (or continue) entry ``name`` at ``scale`` into ``out`` and write its report; returns the report."""
+    if name not in ENTRIES:
+        raise ConfigError(f"unknown entry {name!r}; choose one of {sorted(ENTRIES)}")
+    if scale not in SCALES:
+        raise ConfigError(f"scale must be one of {SCALES}, got {scale!r}")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    entry = ENTRIES[name]
+    plan = entry.plan(scale, seeds, data_root)
+    jobs = jobs or (1 if scale == "smoke" else os.cpu_count() or 1)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    began = time.perf_counter()
+    results = execute(out, plan.runs, jobs, progress)
+    metrics = MEMORY_METRICS if name == "memory" else LEAP_METRICS if name == "leap-reading" else FEWSHOT_METRICS
+    return write(out, name, entry.title, scale, plan, results, metrics, (time.perf_counter() - began) / 60)

@@ -1,0 +1,97 @@
+"""Runs a reproduction's grid: every run in its own run directory under ``OUT/runs/``, finished ones reused,
+killed ones resumed, several at a time in processes of one op thread each (or in this process)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+from lazymeta.infra.errors import TrainingError
+from lazymeta.infra.files import write_json
+from lazymeta.infra.rundir import RESULTS, STATE
+from lazymeta.reproduce.spec import Run
+
+
+def run_dir(out: Path, run: Run) -> Path:
+    return out / "runs" / run.key
+
+
+def finished(out: Path, run: Run) -> dict | None:
+    """The run's results if it has finished with its current settings, else None."""
+    path = run_dir(out, run) / RESULTS
+    if not path.exists():
+        return None
+    results = json.loads(path.read_text())
+    expected = run.config.get("eval_episodes")
+    return results if expected is None or results.get("episodes", expected) == expected else None
+
+
+def execute(out: Path, runs: list[Run], jobs: int = 1, progress: bool = True) -> dict[str, dict]:
+    """Every run's results (key -> results.json), running those that have not finished.
+
+    ``jobs`` > 1 runs that many at a time, each in a ``lazymeta`` process with one op thread (unless
+    OMP_NUM_THREADS says otherwise); ``jobs == 1`` runs them one by one in this process. Measurements of
+    time (``measure`` runs) always run alone, one after the other, in this process.
+    """
+    pending = [r for r in runs if finished(out, r) is None]
+    if progress:
+        print(f"reproduce: {len(runs) - len(pending)} of {len(runs)} runs already finished in {out}", flush=True)
+    done = {"count": 0}
+
+    def one(run: Run) -> None:
+        began = time.perf_counter()
+        (_in_process if jobs == 1 or run.app == "measure" else _subprocess)(out, run)
+        done["count"] += 1
+        if progress:
+            print(f"reproduce: [{done['count']}/{len(pending)}] {run.key} finished in "
+                  f"{(time.perf_counter() - began) / 60:.1f} min", flush=True)
+
+    alone = [r for r in pending if jobs == 1 or r.app == "measure"]
+    if len(alone) < len(pending):
+        with ThreadPoolExecutor(jobs) as pool:
+            list(pool.map(one, [r for r in pending if r not in alone]))
+    for run in alone:
+        one(run)
+    return {r.key: finished(out, r) for r in runs}
+
+
+def _in_process(out: Path, run: Run) -> None:
+    from lazymeta.fewshot.config import FewShotConfig
+    from lazymeta.fewshot.train import evaluate_run, train
+    from lazymeta.infra.config import update
+
+    directory = run_dir(out, run)
+    if run.app == "measure":
+        from lazymeta.reproduce.memory import measure
+
+        write_json(directory / RESULTS, measure(run.config))
+        return
+    if run.app != "fewshot":
+        raise ValueError(f"unknown application {run.app!r} of run {run.key}")
+    config = update(FewShotConfig(), run.config, f"reproduce run {run.key}")
+    train(config, directory, resume=(directory / STATE).exists(), progress=False)
+    evaluate_run(directory, progress=False)
+
+
+def _subprocess(out: Path, run: Run) -> None:
+    directory = run_dir(out, run)
+    spec = out / "specs" / f"{run.key.replace('/', '__')}.yaml"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(yaml.safe_dump(run.config, sort_keys=False))
+    command = [sys.executable, "-m", "lazymeta", "train", "--quiet"]
+    command += ["--resume", str(directory)] if (directory / STATE).exists() else ["--config", str(spec),
+                                                                                  "--out", str(directory)]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    log = out / "logs" / f"{run.key.replace('/', '__')}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        code = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+    if code != 0:
+        tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise TrainingError(f"run {run.key} failed (exit {code}): {tail[0]}; full log: {log}")

@@ -1,0 +1,63 @@
+"""`lazymeta reproduce`: every entry runs end to end at smoke scale, a killed reproduction continues where it
+stopped, and the verdict lines are computed from the numbers."""
+import json
+import math
+
+import pytest
+
+from lazymeta.cli import main
+from lazymeta.reproduce import runner
+from lazymeta.reproduce.entries import ENTRIES, reproduce
+from lazymeta.reproduce.report import claim_lines
+from lazymeta.reproduce.spec import Claim, Plan
+from lazymeta.reproduce.stats import mean_ci, verdict
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_every_entry_runs_at_smoke_scale(name, glyphs_root, tmp_path, capsys):
+    out = tmp_path / name
+    assert main(["reproduce", name, "--scale", "smoke", "--seeds", "1", "--data-root", str(glyphs_root),
+                 "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    plan = ENTRIES[name].plan("smoke", 1, str(glyphs_root))
+    assert len(report["runs"]) == len(plan.runs) and all(r is not None for r in report["runs"].values())
+    md = (out / "report.md").read_text()
+    assert "smoke scale" in md and "their numbers mean nothing" in md
+    assert md.count("(1 seed, smoke scale): inconclusive") == len(plan.claims) == len(report["claims"]) > 0
+    assert (out / "plot.png").exists() == bool(plan.x_axis)
+    assert capsys.readouterr().out.startswith(f"# {ENTRIES[name].title}")
+
+
+def test_a_killed_reproduction_reuses_finished_runs(glyphs_root, tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    real = runner._in_process
+    calls = []
+
+    def dying(out_, run):
+        calls.append(run.key)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(out_, run)
+
+    monkeypatch.setattr(runner, "_in_process", dying)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce("fig2-noniid", "smoke", 1, str(glyphs_root), out, jobs=1, progress=False)
+    monkeypatch.setattr(runner, "_in_process", real)
+    ran = []
+    monkeypatch.setattr(runner, "_in_process", lambda o, r: (ran.append(r.key), real(o, r)))
+    reproduce("fig2-noniid", "smoke", 1, str(glyphs_root), out, jobs=1, progress=False)
+    total = len(ENTRIES["fig2-noniid"].plan("smoke", 1, str(glyphs_root)).runs)
+    assert set(calls[:2]).isdisjoint(ran) and calls[2] in ran and len(ran) == total - 2
+
+
+def test_verdicts_come_from_the_paired_differences():
+    plan = Plan([], ["lazy", "plain"], ["c"], [Claim("lazy − plain", "lazy", "plain", "c")])
+    grid = {("lazy", "c"): {0: 80.0, 1: 82.0, 2: 81.0}, ("plain", "c"): {0: 70.0, 1: 71.0, 2: 72.0}}
+    (line,) = claim_lines(plan, grid, "cpu")
+    assert line["ours"] == pytest.approx(10.0) and line["verdict"] == "reproduced" and line["seeds"] == 3
+    mean, ci = mean_ci([10.0, 11.0, 9.0])
+    assert ci == pytest.approx(4.303 * 1.0 / math.sqrt(3))  # Student's t with 2 degrees of freedom
+    assert verdict(-5.0, 1.0) == "not reproduced" and verdict(0.5, 1.0) == "inconclusive"
+    assert verdict(-5.0, 1.0, direction=-1) == "reproduced"  # lower is better (memory)
+    assert verdict(3.0, float("nan")) == "inconclusive"  # one seed: no interval, no verdict
