@@ -52,13 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     args = parser(command if command in commands else None).parse_args(argv)
     from lazymeta.infra.errors import LazymetaError
+    from lazymeta.infra.interrupt import EXIT_CODE, Interrupted
 
     warnings.formatwarning = _format_warning
+    name = " ".join(a for a in (args.command, getattr(args, "attack_command", None),
+                                getattr(args, "data_command", None)) if a)
     try:
         return commands[args.command].run(args)
+    except Interrupted as stop:
+        print(f"lazymeta {name}: {stop}", file=sys.stderr)
+        return EXIT_CODE
     except (LazymetaError, ValueError, FileNotFoundError, RuntimeError) as err:
-        name = " ".join(a for a in (args.command, getattr(args, "attack_command", None),
-                                    getattr(args, "data_command", None)) if a)
         print(f"lazymeta {name}: error: {err}", file=sys.stderr)
         return 2
 

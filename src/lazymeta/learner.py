@@ -83,8 +83,14 @@ class TaskModel:
     support_x: Tensor
 
     def logits(self, x: Tensor, bn: str = "transductive") -> Tensor:
+        """Logits of a batch shaped like the support set (N, C, H, W), or of one image (C, H, W)."""
         if bn not in BN_MODES:
             raise ValueError(f"bn must be one of {BN_MODES}, got {bn!r}")
+        if x.dim() == self.support_x.dim() - 1:
+            x = x.unsqueeze(0)
+        if x.shape[1:] != self.support_x.shape[1:]:
+            raise ValueError(f"expected images shaped like the support set's {tuple(self.support_x.shape[1:])}, "
+                             f"one (C, H, W) or a batch (N, C, H, W), got {tuple(x.shape)}")
         x = x.to(self.support_x.device)
         forward = functional(self.module)
         with torch.no_grad():

@@ -112,7 +112,8 @@ def _verify(remote: Remote, path: Path) -> None:
     problem = _mismatch(remote, path)
     if problem:
         raise DatasetError(f"{path} {problem}. Delete it and download it again from {' or '.join(remote.urls)} "
-                           f"(or delete it and pass download=True).")
+                           f"(or delete it and let lazymeta fetch it: `lazymeta data fetch NAME`, "
+                           f"`--set data.download=true`, or download=True in Python).")
     try:
         marker_path.write_text(json.dumps(marker))
     except OSError:  # read-only data directory: verify again next time

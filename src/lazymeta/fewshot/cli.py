@@ -15,6 +15,9 @@ FLAGS = {
     "dataset": "data.dataset", "data_root": "data.root", "algorithm": "algorithm.name", "ways": "episodes.ways",
     "shots": "episodes.shots", "steps": "algorithm.steps", "iterations": "iterations", "seed": "seed",
 }
+# what a resumed run may change: its length, and how fast it runs (threads, device, batching, scoring chunks)
+RESUMABLE = {"iterations", "device", "threads", "task_threads", "batch_tasks", "teacher.chunk", "checkpoint_every",
+             "log_every", "eval_episodes", "eval_untrained", "data.root"}
 
 
 def add_parser(sub: argparse._SubParsersAction, command: str) -> None:
@@ -35,7 +38,10 @@ def add_parser(sub: argparse._SubParsersAction, command: str) -> None:
         p.add_argument("--seed", type=int, help="seed of the model and of every episode")
         p.add_argument("--data-root", help="dataset directory (else $LAZYMETA_DATA, else ~/.cache/lazymeta)")
         p.add_argument("--out", help="run directory (default: runs/<dataset>-<algorithm>-<ways>w<shots>s-s<seed>)")
-        p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+        p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint (only "
+                       "its length and speed settings may change)")
+        p.add_argument("--continue", dest="continue_", action="store_true",
+                       help="resume --out if it holds a checkpoint of this run, else start it")
         p.add_argument("--episodes", type=int, help="test episodes after training (default: eval_episodes)")
         p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -82,21 +88,31 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from lazymeta.fewshot.config import FewShotConfig
+    from lazymeta.fewshot.config import FewShotConfig, validate
     from lazymeta.fewshot.train import evaluate_run, train
-    from lazymeta.infra.config import compose, update
+    from lazymeta.infra.config import compose, flatten, resumed, update
     from lazymeta.infra.distributed import join
-    from lazymeta.infra.rundir import CONFIG, RunDir
+    from lazymeta.infra.errors import ConfigError
+    from lazymeta.infra.rundir import CONFIG, STATE, RunDir
 
+    if args.resume and (args.out or args.continue_):
+        raise ConfigError("--resume RUN_DIR names the run; give neither --out nor --continue with it")
     if args.resume:
         run_dir = Path(args.resume)
-        config = update(FewShotConfig(), RunDir.read_config(run_dir), str(run_dir / CONFIG))
-        if args.iterations is not None:
-            config.iterations = args.iterations
+        stored = update(FewShotConfig(), RunDir.read_config(run_dir), str(run_dir / CONFIG))
+        config = resumed(stored, args, FLAGS, RESUMABLE)
     else:
-        config = compose(FewShotConfig(), args, FLAGS)
+        config = validate(compose(FewShotConfig(), args, FLAGS))
         run_dir = Path(args.out or f"runs/{config.data.dataset}-{config.algorithm.name}-"
                                    f"{config.episodes.ways}w{config.episodes.shots}s-s{config.seed}")
+        if args.continue_ and (run_dir / STATE).exists():
+            stored = update(FewShotConfig(), RunDir.read_config(run_dir), str(run_dir / CONFIG))
+            changed = sorted(k for k, v in flatten(config.to_dict()).items()
+                             if flatten(stored.to_dict()).get(k) != v and k not in RESUMABLE)
+            if changed:
+                raise ConfigError(f"--continue: {run_dir} holds another run (it differs in {', '.join(changed)}); "
+                                  "choose another --out")
+            args.resume = str(run_dir)
     train(config, run_dir, resume=bool(args.resume), progress=not args.quiet)
     if not join().main:  # under torchrun, rank 0 reports
         return

@@ -77,6 +77,8 @@ class FewShotConfig:
     eval_episodes: int = 600
     eval_untrained: bool = True  # the final evaluation also scores the untrained start on the same episodes
     device: str = "auto"
+    threads: int | None = None  # op threads of this process; null: torch's choice (or OMP_NUM_THREADS); a resume
+    # reuses the run's recorded count, so that it continues bit for bit
     task_threads: int = 1  # CPU only: run a meta-batch's tasks in this many threads (1 op thread each)
     # Run a meta-batch's tasks in one vmapped pass per step; null: on a GPU (1.5-2.3x faster there, 4-5x
     # the memory), not on a CPU (slower there). docs/performance.md has the measurements.
@@ -140,6 +142,7 @@ def validate(config: FewShotConfig) -> FewShotConfig:
                                     f"{config.eval_episodes}"),
         (optim.meta_batch >= 1, f"optim.meta_batch must be >= 1, got {optim.meta_batch}"),
         (config.task_threads >= 1, f"task_threads must be >= 1, got {config.task_threads}"),
+        (config.threads is None or config.threads >= 1, f"threads must be >= 1 or null, got {config.threads}"),
         (not (config.batch_tasks and config.task_threads > 1),
          "batch_tasks and task_threads > 1 are two ways to run a meta-batch's tasks; set one of them"),
     ])

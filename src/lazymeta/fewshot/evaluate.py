@@ -4,10 +4,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tqdm import tqdm
 
 from lazymeta.batchnorm import BN_MODES
 from lazymeta.fewshot.episodes import EpisodeSampler
+from lazymeta.infra.errors import ConfigError
+from lazymeta.infra.progress import progress as show
 from lazymeta.learner import MetaLearner
 
 EVAL_STREAM = 1  # episode keys (EVAL_STREAM, i): the same test tasks for every method and run
@@ -26,8 +27,10 @@ def evaluate(learner: MetaLearner, sampler: EpisodeSampler, episodes: int = 600,
     Returns accuracy and ci95 in percent for each batch-norm mode (``transductive``: the query batch
     normalises itself; ``support``: support-set statistics), the transductive ones at top level.
     """
+    if episodes < 2:
+        raise ConfigError(f"episodes must be >= 2 (a 95% confidence interval needs two), got {episodes}")
     accuracies = {mode: np.zeros(episodes) for mode in BN_MODES}
-    for i in tqdm(range(episodes), desc="eval", disable=None if progress else True, leave=False):
+    for i in show(range(episodes), episodes, "eval", enabled=progress, unit="episodes"):
         episode = sampler.episode(EVAL_STREAM, i)
         model = learner.adapt(episode.support_x, episode.support_y)
         query_y = episode.query_y.to(learner.device)

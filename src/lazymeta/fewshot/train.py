@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from lazymeta._version import __version__
 from lazymeta.data import ImageTransform, load_split
@@ -25,8 +24,10 @@ from lazymeta.infra.config import update
 from lazymeta.infra.distributed import World, join, my_share
 from lazymeta.infra.errors import TrainingError
 from lazymeta.infra.files import load_weights, save_weights
+from lazymeta.infra.interrupt import Interrupted, StopRequest, stop_on_signal
+from lazymeta.infra.progress import progress
 from lazymeta.infra.rundir import RESULTS, RunDir
-from lazymeta.infra.runtime import pick_device, seed_everything
+from lazymeta.infra.runtime import pick_device, seed_everything, set_op_threads
 from lazymeta.learner import MetaLearner, NonFiniteLossError, Task
 from lazymeta.models import build_model
 from lazymeta.student import build_student
@@ -74,7 +75,9 @@ def _environment() -> dict:
 
 
 def _save(run: RunDir, learner: MetaLearner, iteration: int, config: FewShotConfig) -> None:
-    run.save_state({"learner": learner.state_dict(), "iteration": iteration, "torch_rng": torch.get_rng_state()})
+    # op_threads: a resumed run uses the same thread count, so it continues bit for bit
+    run.save_state({"learner": learner.state_dict(), "iteration": iteration, "torch_rng": torch.get_rng_state(),
+                    "op_threads": torch.get_num_threads()})
     if not run.writer:
         return
     leap = learner.mean_leap()
@@ -87,7 +90,11 @@ def _save(run: RunDir, learner: MetaLearner, iteration: int, config: FewShotConf
 
 
 def train(config: FewShotConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> MetaLearner:
-    """Meta-train into ``run_dir`` (resuming from its checkpoint if ``resume``), then return the learner."""
+    """Meta-train into ``run_dir`` (resuming from its checkpoint if ``resume``), then return the learner.
+
+    Every split the run will use is checked before the first iteration. Ctrl-C or SIGTERM ends the current
+    meta-step, writes a checkpoint and raises :class:`~lazymeta.infra.interrupt.Interrupted`.
+    """
     config = validate(config)
     world = join()
     if config.optim.meta_batch % world.size:
@@ -97,30 +104,33 @@ def train(config: FewShotConfig, run_dir: str | Path, resume: bool = False, prog
         warnings.warn(f"second-order maml keeps all k={config.algorithm.steps} student steps in its autograd graph: "
                       "its memory grows linearly with k; lazy-maml and lazy-reptile run long horizons at "
                       "constant memory", GraphMemoryWarning, stacklevel=2)
+    run = RunDir(run_dir, step="iteration", writer=world.main)
+    state = run.load_state() if resume else None
+    if state is not None and config.iterations < state["iteration"]:
+        raise TrainingError(f"{run.path} is at iteration {state['iteration']}; iterations={config.iterations} cannot "
+                            f"undo that: give --iterations {state['iteration']} or more")
+    set_op_threads(config.threads or (state or {}).get("op_threads"))
     seed_everything(config.seed)
     device = pick_device(config.device)
     sampler = build_sampler(config, config.data.train_split, seed=config.seed, train=True)
+    build_sampler(config, config.data.test_split, seed=config.seed, train=False)  # fails now, not after training
     learner = build_learner(config, sampler.data.transform, device)
-    run = RunDir(run_dir, step="iteration", writer=world.main)
-    with run.open(config.to_dict(), existing="resume" if resume else "refuse"):
+    with run.open(config.to_dict(), existing="resume" if resume else "refuse"), stop_on_signal() as stop:
         start = 0
-        if resume:
-            state = run.load_state()
+        if state is not None:
             learner.load_state_dict(state["learner"])
             torch.set_rng_state(state["torch_rng"])
             start = int(state["iteration"])
             run.truncate(start)
-        _loop(config, run, learner, sampler, start, progress and world.main, world)
+        _loop(config, run, learner, sampler, start, progress and world.main, world, stop)
     return learner
 
 
 def _loop(config: FewShotConfig, run: RunDir, learner: MetaLearner, sampler: EpisodeSampler, start: int,
-          progress: bool, world: World) -> None:
+          shown: bool, world: World, stop: StopRequest) -> None:
     o = config.optim
     tasks = my_share(world, o.meta_batch)
-    bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations, desc="meta-train",
-               disable=None if progress else True)
-    for t in bar:
+    for t in progress(range(start, config.iterations), config.iterations, "meta-train", start, shown):
         lr = o.lr + (o.lr_final - o.lr) * t / max(config.iterations, 1)
         for group in learner.optimizer.param_groups:
             group["lr"] = lr
@@ -131,9 +141,11 @@ def _loop(config: FewShotConfig, run: RunDir, learner: MetaLearner, sampler: Epi
             raise TrainingError(f"iteration {t + 1}: {err}") from err
         if (t + 1) % config.log_every == 0 or t + 1 == config.iterations:
             run.log({"iteration": t + 1, **stats, "lr": lr, "seconds": time.perf_counter() - began})
-            bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()})
-        if (t + 1) % config.checkpoint_every == 0 or t + 1 == config.iterations:
+        if (t + 1) % config.checkpoint_every == 0 or t + 1 == config.iterations or stop.requested:
             _save(run, learner, t + 1, config)
+        if stop.requested and t + 1 < config.iterations:
+            raise Interrupted(f"stopped after iteration {t + 1} of {config.iterations}; its checkpoint is in "
+                              f"{run.path}: continue with `lazymeta train --resume {run.path}`")
     if config.iterations == 0 or start == config.iterations:
         _save(run, learner, config.iterations, config)
 
@@ -182,7 +194,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, split: str | 
         learner.test_leap = test_leap
     split = split or config.data.test_split
     sampler = build_sampler(config, split, seed=config.seed, train=False)
-    episodes = episodes or config.eval_episodes
+    episodes = config.eval_episodes if episodes is None else episodes
     report = evaluate(learner, sampler, episodes, progress=progress)
     report.update(dataset=config.data.dataset, split=split, algorithm=config.algorithm.name,
                   iterations=config.iterations)

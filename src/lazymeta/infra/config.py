@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import collections.abc
+import copy
 import dataclasses
 import json
 import types
@@ -19,7 +20,8 @@ import yaml
 
 from lazymeta.infra.errors import ConfigError
 
-__all__ = ["ConfigError", "add_config_arguments", "as_dict", "check", "compose", "dotted", "load_yaml", "update"]
+__all__ = ["ConfigError", "add_config_arguments", "as_dict", "check", "compose", "dotted", "flatten", "load_yaml",
+           "resumed", "update"]
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:
@@ -157,3 +159,29 @@ def check(rules: list[tuple[bool, str]]) -> None:
     for ok, message in rules:
         if not ok:
             raise ConfigError(message)
+
+
+def flatten(values: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def resumed(stored: Any, args: argparse.Namespace, flags: dict[str, str], may_change: set[str]) -> Any:
+    """A run's stored config with the command line applied, for a resume: settings in ``may_change`` (speed
+    and length only) are applied, any other change is refused, naming each and the fix."""
+    before = flatten(as_dict(stored))
+    config = compose(copy.deepcopy(stored), args, flags)
+    changed = {k: (before[k], v) for k, v in flatten(as_dict(config)).items() if before.get(k) != v}
+    refused = {k: change for k, change in changed.items() if k not in may_change}
+    if refused:
+        listed = ", ".join(f"{k} ({a!r} -> {b!r})" for k, (a, b) in refused.items())
+        raise ConfigError(f"--resume continues the run as it was configured; {listed} would change what it computes. "
+                          f"Start a new run (another --out) for that. On resume only these may change: "
+                          f"{', '.join(sorted(may_change))}")
+    return config

@@ -28,3 +28,9 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def set_op_threads(threads: int | None) -> None:
+    """torch's op threads for this process (None: leave torch's own choice, or OMP_NUM_THREADS)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
