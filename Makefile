@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml $(TORCH_STAMP)
 .PHONY: main test
 # --continue: a killed `make main` continues where it stopped; a finished one is evaluated again
 main: $(VENV)/.installed
-	$(VENV)/bin/lazymeta train --continue
+	$(VENV)/bin/lazymeta train --config configs/fewshot/main.yaml --continue
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2

@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction, command: str) -> None:
     if command == "train":
         add_config_arguments(p, "a file written by `lazymeta config`", "algorithm.keep_last=3")
         p.add_argument("--dataset", choices=sorted(DATASETS), help="few-shot dataset (default: glyphs, embedded)")
-        p.add_argument("--algorithm", choices=sorted(ALGORITHMS), help="meta-learner (default: lazy-reptile)")
+        p.add_argument("--algorithm", choices=sorted(ALGORITHMS), help="meta-learner (default: lazy-maml)")
         p.add_argument("--ways", type=int, help="N classes per task")
         p.add_argument("--shots", type=int, help="K training examples per class")
         p.add_argument("--steps", type=int, help="k, the student's SGD steps per task")

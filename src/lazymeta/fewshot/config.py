@@ -41,7 +41,7 @@ class ModelConfig:
 
 @dataclass
 class AlgorithmConfig:
-    name: str = "lazy-reptile"
+    name: str = "lazy-maml"
     steps: int = 10  # k
     inner: str = "sgd"  # the student's rule: sgd, or adam (Reptile's reference inner loop; first-order only)
     inner_lr: float = 0.1
