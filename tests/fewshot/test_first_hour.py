@@ -74,7 +74,7 @@ def test_a_resume_applies_length_and_speed_and_refuses_the_rest(data_root, tmp_p
     assert main(["train", "--data-root", data_root, "--out", str(run), "--steps", "2", "--iterations", "3",
                  "--no-eval", *TOY]) == 0
     for flags, message in [(["--ways", "3"], "episodes.ways (5 -> 3) would change what it computes"),
-                           (["--algorithm", "maml"], "algorithm.name ('lazy-reptile' -> 'maml')"),
+                           (["--algorithm", "maml"], "algorithm.name ('lazy-maml' -> 'maml')"),
                            (["--set", "teacher.reading=literal"], "teacher.reading"),
                            (["--iterations", "2"], "is at iteration 3; iterations=2 cannot undo that")]:
         assert main(["train", "--resume", str(run), *flags, "--no-eval", "--quiet"]) == 2
