@@ -168,7 +168,7 @@ def test_look_aheads_leave_the_running_statistics_to_the_real_step():
     with frozen_statistics(model):
         lazy_gradient(context(model, xv, yv), x, y)
     assert norm.num_batches_tracked == 0 and torch.equal(norm.running_mean, torch.zeros(5))
-    train_step(LazyTwoComponent(), context(model, xv, yv), optimizer, x, y, reweight=True)
+    train_step(LazyTwoComponent(eps_step=0.01), context(model, xv, yv), optimizer, x, y, reweight=True)
     assert norm.num_batches_tracked == 1 and norm.track_running_stats
     assert not torch.equal(norm.running_mean, torch.zeros(5, dtype=torch.float64))
 

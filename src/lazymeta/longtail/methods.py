@@ -221,7 +221,7 @@ class TwoComponent(Method):
 
     deferred = needs_val = summed_lookahead = True
 
-    def __init__(self, eps_step: float = 0.01):
+    def __init__(self, eps_step: float):
         self.eps_step = eps_step
 
     @classmethod
