@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from safetensors.torch import load_file
 
@@ -57,15 +58,16 @@ def test_shipped_configs_are_valid(name):
     assert config.schedule.epochs == 200 and config.model.name == "resnet32" and config.data.dataset == "cifar100-lt"
 
 
-def resume_args(root: Path, out: Path) -> list[str]:
+def resume_args(root: Path, out: Path, method: str = "lazy-two-component") -> list[str]:
     return ["longtail", "--dataset", "folder-lt", "--data-root", str(root / "images"), "--imbalance", "3",
-            "--method", "lazy-two-component", "--epochs", "4", "--out", str(out), *TINY,
+            "--method", method, "--epochs", "4", "--out", str(out), *TINY,
             "--set", "data.holdout_per_class=3", "--set", "schedule.batch_size=16", "--set", "method.val_batch=8",
             "--set", "schedule.milestones=[2]"]
 
 
-def test_resume_after_a_kill_equals_the_uninterrupted_run(image_folder, tmp_path, monkeypatch):
-    assert cli.main(resume_args(image_folder, tmp_path / "whole")) == 0
+@pytest.mark.parametrize("method", ["lazy-two-component", "meta-weight-net"])  # MWN: its network and optimizer too
+def test_resume_after_a_kill_equals_the_uninterrupted_run(method, image_folder, tmp_path, monkeypatch):
+    assert cli.main(resume_args(image_folder, tmp_path / "whole", method)) == 0
     real, calls = Trainer.run_epoch, {"n": 0}
 
     def dying(self, epoch):
@@ -76,7 +78,7 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(image_folder, tmp_path
 
     monkeypatch.setattr(Trainer, "run_epoch", dying)
     with pytest.raises(KeyboardInterrupt):
-        cli.main(resume_args(image_folder, tmp_path / "killed"))
+        cli.main(resume_args(image_folder, tmp_path / "killed", method))
     monkeypatch.setattr(Trainer, "run_epoch", real)
     assert cli.main(["longtail", "--resume", str(tmp_path / "killed"), "--quiet"]) == 0
     for name in ("model.safetensors", "best.safetensors"):
@@ -86,7 +88,29 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(image_folder, tmp_path
                 for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()] for run in ("whole", "killed")]
     assert metrics[0] == metrics[1] and len(metrics[0]) == 4
     results = [json.loads((tmp_path / run / "results.json").read_text()) for run in ("whole", "killed")]
-    assert results[0] == results[1]
+    reweighted = {"lazy-two-component": 3, "meta-weight-net": 4}[method]  # deferred: epochs 2-4; MWN: all
+    assert results[0] == results[1] and results[0]["magnitudes"]["epochs"] == reweighted
+
+
+def test_the_lazy_run_logs_its_magnitudes_and_the_reference_protocol(image_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(resume_args(image_folder, out)) == 0
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert "gamma" not in metrics[0] and not metrics[0]["reweight"]  # epoch 1: plain CE before the stage
+    for record in metrics[1:]:
+        assert record["student_displacement"] > 0 and record["lookahead_step"] > 0 and record["eps_relative"] > 0
+        assert 0.75 <= record["gamma"] <= 0.95 and set(record["gamma_histogram"]) == {"0.75", "0.8", "0.85", "0.9",
+                                                                                    "0.95"}
+    results = json.loads((out / "results.json").read_text())
+    errors = [r["test_error"] for r in metrics]
+    assert results["best_test"] == {"epoch": errors.index(min(errors)) + 1, "error": min(errors)}
+    assert results["final"]["error"] == pytest.approx(errors[-1])
+    m = results["magnitudes"]
+    steps = sum(metrics[1]["gamma_histogram"].values())
+    assert sum(m["gamma_histogram"].values()) == 3 * steps and 0 <= m["gamma_low"] + m["gamma_high"] <= 1
+    assert m["student_displacement"] == pytest.approx(np.mean([r["student_displacement"] for r in metrics[1:]]))
+    printed = capsys.readouterr().out
+    assert "best test epoch" in printed and "selects the epoch on the test set" in printed and "‖φ_k − θ̃‖" in printed
 
 
 def test_an_existing_run_is_not_overwritten(image_folder, tmp_path, capsys):
@@ -107,9 +131,29 @@ def test_folder_reader_and_the_two_builders(image_folder):
 
 @pytest.mark.parametrize("setting, message", [
     (["--set", "method.eps=1"], "unknown key 'eps'"),
+    (["--set", "method.lookahead_scale=0"], "method.lookahead_scale must be > 0"),
+    (["--set", "method.mwn.optimizer=rmsprop"], "method.mwn.optimizer must be one of"),
     (["--set", "data.holdout_per_class=0"], "learns from a balanced validation set"),
     (["--dataset", "folder"], "named <dataset>-lt"),
 ])
 def test_configuration_errors_are_named(image_folder, tmp_path, capsys, setting, message):
     args = resume_args(image_folder, tmp_path / "run") + setting
     assert cli.main(args) == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method, settings, lookahead, student", [
+    ("two-component", {}, 16 * 0.01, None),  # the reference's step on the summed loss: |B| x the rate on the mean
+    ("lazy-two-component", {}, 16 * 0.01, 16 * 0.01),
+    ("lazy-two-component", {"student_scale": 2.0}, 16 * 0.01, 2 * 0.01),
+    ("lazy-two-component", {"lookahead_scale": 3.0}, 3 * 0.01, 3 * 0.01),
+    ("meta-weight-net", {}, 0.01, None),  # its code steps on the normalised (mean) loss
+])
+def test_look_ahead_and_student_rates_follow_the_reference_scale(image_folder, method, settings, lookahead, student):
+    config = update(LongtailConfig(), {"data": {"dataset": "folder-lt", "root": str(image_folder / "images"),
+                                                "imbalance": 3, "holdout_per_class": 3},
+                                       "model": {"name": "small-cnn", "hidden": 4},
+                                       "method": {"name": method, **settings}}, "test")
+    data = build("folder-lt", config.data.root, 3, None, 3)
+    ctx = Trainer(validate(config), data, torch.device("cpu")).context(lr=0.01, epoch=0, step=0, batch=16)
+    assert ctx.lr == pytest.approx(lookahead)
+    assert (ctx.student.lr if ctx.student else None) == (pytest.approx(student) if student else None)

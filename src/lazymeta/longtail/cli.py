@@ -17,8 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction, command: str = "longtail"
 
     p = subparsers.add_parser(command, help=COMMANDS[command])
     add_config_arguments(p, "configs/longtail/cifar100_lt_100.yaml", "method.steps=10")
-    p.add_argument("--dataset", help="<dataset>-lt: cifar10-lt, cifar100-lt, mnist-lt, or folder-lt "
-                                     "(--data-root: a directory or zip with train/<class>/ and test/<class>/)")
+    p.add_argument("--dataset", help="<dataset>-lt: cifar10-lt, cifar100-lt, mnist-lt, folder-lt (--data-root: a "
+                                     "directory or zip with train/<class>/ and test/<class>/), or synthetic-lt "
+                                     "(generated, for smoke runs)")
     p.add_argument("--imbalance", type=float, help="largest / smallest class size (default 100)")
     p.add_argument("--method", choices=sorted(METHODS), help="default: lazy-two-component")
     p.add_argument("--model", help="resnet32 (default) or small-cnn")

@@ -8,6 +8,8 @@ from lazymeta.infra.config import as_dict, check
 from lazymeta.infra.errors import ConfigError
 from lazymeta.teacher import LazyTeacher
 
+MWN_OPTIMIZERS = ("adam", "sgd")
+
 
 @dataclass
 class LongtailDataConfig:
@@ -31,16 +33,32 @@ class LongtailModelConfig:
 
 
 @dataclass
+class MetaWeightNetConfig:
+    """Meta-Weight-Net's weighting network V (1-hidden-100-1, sigmoid) and its optimizer. Defaults: Shu et al.'s
+    MW-Net.py (Adam, lr 1e-3, weight decay 1e-4); their class-imbalance script uses SGD, lr 1e-5, momentum 0.9,
+    Nesterov, weight decay 5e-4."""
+
+    hidden: int = 100
+    optimizer: str = "adam"  # or sgd (Nesterov momentum when momentum > 0)
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 1e-4
+
+
+@dataclass
 class MethodConfig:
     name: str = "lazy-two-component"
     beta: float = 0.9999  # effective-number β of the class-balanced weights
-    # τ: ε = -τ ∂L_val/∂ε. L_B is a mean here and a sum in the reference code (τ = 0.01 at batch 100), so
-    # τ = 1 reproduces the reference step at batch 100.
-    eps_step: float = 1.0
-    lookahead_lr: float | None = None  # η of the look-ahead θ̃; null: the current learning rate
+    # τ: ε = -τ ∂L_val/∂ε, the reference's 0.01 (with the reference's look-ahead scale below).
+    eps_step: float = 0.01
+    # η̃, the look-ahead's step on the MEAN batch loss, as a multiple of the current learning rate. null: the
+    # method's reference code: the batch size for the two-component methods (their code steps on the SUM of the
+    # batch losses at the current rate), 1 for the others.
+    lookahead_scale: float | None = None
     steps: int = 5  # k, the lazy student's SGD steps
-    student_lr: float | None = None  # null: the look-ahead's η
+    student_scale: float | None = None  # the student's rate / the current rate; null: the look-ahead's scale
     val_batch: int = 100  # validation images per look-ahead (the reference: one batch of 100)
+    mwn: MetaWeightNetConfig = field(default_factory=MetaWeightNetConfig)
 
 
 @dataclass
@@ -90,6 +108,16 @@ def validate(config: LongtailConfig) -> LongtailConfig:
          f"method {m.name} learns from a balanced validation set: data.holdout_per_class must be > 0"),
         (0 <= m.beta < 1, f"method.beta must be in [0, 1), got {m.beta}"),
         (m.steps >= 0, f"method.steps must be >= 0, got {m.steps}"),
+        (m.eps_step >= 0, f"method.eps_step (τ) must be >= 0, got {m.eps_step}"),
+        (m.lookahead_scale is None or m.lookahead_scale > 0,
+         f"method.lookahead_scale must be > 0 or null (the method's reference), got {m.lookahead_scale}"),
+        (m.student_scale is None or m.student_scale > 0,
+         f"method.student_scale must be > 0 or null (the look-ahead's), got {m.student_scale}"),
+        (m.mwn.optimizer in MWN_OPTIMIZERS,
+         f"method.mwn.optimizer must be one of {MWN_OPTIMIZERS}, got {m.mwn.optimizer!r}"),
+        (m.mwn.hidden >= 1 and m.mwn.lr > 0 and m.mwn.momentum >= 0 and m.mwn.weight_decay >= 0,
+         "method.mwn needs hidden >= 1, lr > 0, momentum >= 0 and weight_decay >= 0, got "
+         f"{m.mwn.hidden}, {m.mwn.lr}, {m.mwn.momentum}, {m.mwn.weight_decay}"),
         (s.epochs >= 0 and s.batch_size >= 1 and s.lr > 0, "schedule needs epochs >= 0, batch_size >= 1, lr > 0"),
         (m.val_batch >= 1 and config.eval_batch >= 1, "method.val_batch and eval_batch must be >= 1"),
     ])

@@ -3,7 +3,8 @@
 ``<name>-lt`` cuts the tail from the training split of any registered dataset (``cifar10-lt``,
 ``cifar100-lt``, ``mnist-lt``, ...); ``folder-lt`` reads ``train/<class>/<image>`` and
 ``test/<class>/<image>`` from a directory or a zip (e.g. the CIFAR-10 JPEGs of shared/data), so the method
-runs on real images without the original archives.
+runs on real images without the original archives; ``synthetic-lt`` is generated in memory (smoke runs
+and tests that have no data files).
 """
 from __future__ import annotations
 
@@ -42,16 +43,34 @@ def build(dataset: str, root: str | None, imbalance: float, head: int | None, ho
     """
     if not dataset.endswith(SUFFIX):
         raise ValueError(f"long-tail datasets are named <dataset>{SUFFIX} (cifar10-lt, cifar100-lt, mnist-lt, "
-                         f"folder-lt), got {dataset!r}")
+                         f"folder-lt, synthetic-lt), got {dataset!r}")
     base = dataset[:-len(SUFFIX)]
     if base == "folder":
         if root is None:
             raise ValueError("folder-lt needs --data-root: a directory or zip holding train/<class>/ and test/<class>/")
         full, test = (load_folder(root, split) for split in ("train", "test"))
+    elif base == "synthetic":
+        full, test = (synthetic(split) for split in ("train", "test"))
     else:
         full, test = (load_split(base, split, root) for split in ("train", "test"))
     train, val = long_tailed(full, imbalance, head, profile, seed, holdout_per_class)
     return LongTailData(train, val, test)
+
+
+SYNTHETIC_CLASSES, SYNTHETIC_SIZE, SYNTHETIC_PER_CLASS = 10, 8, {"train": 110, "test": 10}
+
+
+def synthetic(split: str) -> ImageClasses:
+    """10 classes of 8x8 RGB images, each class a fixed random mean image plus Gaussian noise (seeded: the same
+    arrays everywhere). The train split has 110 images per class, enough for an imbalance of 100 after a
+    validation hold-out of 10; the test split 10."""
+    rng = np.random.default_rng(0)
+    means = rng.uniform(40, 215, (SYNTHETIC_CLASSES, 3, SYNTHETIC_SIZE, SYNTHETIC_SIZE))
+    rng = np.random.default_rng(1 if split == "train" else 2)
+    labels = np.repeat(np.arange(SYNTHETIC_CLASSES), SYNTHETIC_PER_CLASS[split])
+    images = np.clip(means[labels] + rng.normal(0, 50, (len(labels), *means.shape[1:])), 0, 255).astype(np.uint8)
+    return ImageClasses(images=images, labels=labels, classes=tuple(f"class{c}" for c in range(SYNTHETIC_CLASSES)),
+                        transform=ImageTransform(size=SYNTHETIC_SIZE, channels=3))
 
 
 def load_folder(root: str | Path, split: str) -> ImageClasses:

@@ -1,4 +1,5 @@
-"""What a long-tail run reports: shot groups, the printed table and the plot of the learned weights."""
+"""What a long-tail run reports: shot groups, the reference's best-test protocol, the methods' logged
+magnitudes, the printed table and the plot of the learned weights."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lazymeta.infra.files import atomic_write
+from lazymeta.longtail.methods import MAGNITUDES
 
 MODEL, BEST, PLOT = "model.safetensors", "best.safetensors", "weights.png"
 # Shot groups of the long-tail literature (Liu et al. 2019), by training images per class.
@@ -23,6 +25,41 @@ def shot_groups(counts: list[int], per_class: list[float]) -> dict:
     return out
 
 
+def best_test(metrics: list[dict]) -> dict | None:
+    """The reference code's protocol: the lowest test error over the logged epochs (the earliest on ties).
+    It selects the epoch on the test set, so it is optimistic; reported only to read against the papers."""
+    logged = [r for r in metrics if "test_error" in r]
+    if not logged:
+        return None
+    best = min(logged, key=lambda r: (r["test_error"], r["epoch"]))
+    return {"epoch": best["epoch"], "error": best["test_error"]}
+
+
+def magnitudes(metrics: list[dict]) -> dict | None:
+    """Means over the epochs that logged them of the per-epoch magnitudes (:data:`MAGNITUDES`), the γ
+    histogram summed over those epochs and the share of batches at its lowest and highest γ; None when the
+    method logged none."""
+    logged = [r for r in metrics if any(key in r for key in MAGNITUDES)]
+    if not logged:
+        return None
+    out: dict = {"epochs": len(logged)}
+    for key in MAGNITUDES:
+        values = [r[key] for r in logged if key in r]
+        if values:
+            out[key] = float(np.mean(values))
+    histograms = [r["gamma_histogram"] for r in logged if "gamma_histogram" in r]
+    if histograms:
+        total = {g: sum(h[g] for h in histograms) for g in histograms[0]}
+        batches = sum(total.values())
+        grid = sorted(total, key=float)
+        out.update(gamma_histogram=total, gamma_low=total[grid[0]] / batches, gamma_high=total[grid[-1]] / batches)
+    return out
+
+
+MAGNITUDE_LABELS = {"lookahead_step": "‖θ̃ − θ‖", "student_displacement": "‖φ_k − θ̃‖",
+                    "eps_relative": "‖ε‖/‖w_y‖", "gamma": "mean γ"}
+
+
 def format_report(r: dict) -> str:
     def line(label: str, result: dict | None) -> str:
         if result is None:
@@ -33,9 +70,19 @@ def format_report(r: dict) -> str:
 
     head = (f"{r['method']} on {r['dataset']}, imbalance {r['imbalance']:g} (real {r['real_imbalance']:.1f}), "
             f"{sum(r['train_counts'])} training images, {r['test_images']} test images, seed {r['seed']}")
-    return "\n".join([head, f"{'':<30}  top-1 error %  [group accuracy (classes); {r['shot_thresholds']}]",
-                      line(f"final epoch ({r['final']['epoch']})", r["final"]),
-                      line(f"best validation epoch ({r['best']['epoch'] if r['best'] else '-'})", r["best"])])
+    lines = [head, f"{'':<30}  top-1 error %  [group accuracy (classes); {r['shot_thresholds']}]",
+             line(f"final epoch ({r['final']['epoch']})", r["final"]),
+             line(f"best validation epoch ({r['best']['epoch'] if r['best'] else '-'})", r["best"])]
+    if r["best_test"]:
+        lines.append(f"{'best test epoch (' + str(r['best_test']['epoch']) + ')':<30}  {r['best_test']['error']:.2f}"
+                     "   (the reference's protocol: selects the epoch on the test set)")
+    m = r["magnitudes"]
+    if m:
+        found = ", ".join(f"{label} {m[key]:.3g}" for key, label in MAGNITUDE_LABELS.items() if key in m)
+        lines.append(f"magnitudes, mean over {m['epochs']} re-weighted epochs: {found}")
+        if "gamma_histogram" in m:
+            lines.append("chosen γ (batches): " + ", ".join(f"{g}: {n}" for g, n in m["gamma_histogram"].items()))
+    return "\n".join(lines)
 
 
 def plot_weights(results: dict, path: Path) -> None:

@@ -1,17 +1,21 @@
 """The long-tail training loop, its run directory and its report.
 
 A run directory holds ``config.yaml`` (resolved), ``metrics.jsonl`` (one line per epoch), ``state.pt``
-(model, optimizer and selection state after the last finished epoch), ``model.safetensors`` (final) and
-``best.safetensors`` (best epoch on the balanced validation set), ``results.json`` and ``weights.png``.
+(model, optimizer, the method's own state and the selection state after the last finished epoch),
+``model.safetensors`` (final) and ``best.safetensors`` (best epoch on the balanced validation set),
+``results.json`` and ``weights.png``.
 Epoch e's shuffling, augmentation and validation batches are pure functions of (seed, e), so a run resumed
 after a kill repeats the uninterrupted one exactly.
 
 Model selection never looks at the test set: the "best epoch" is the one with the highest balanced
-validation accuracy (ties: the earliest); without a validation set only the final epoch is reported.
+validation accuracy (ties: the earliest); without a validation set only the final epoch is reported. The
+test error of every epoch is logged too, for the reference code's protocol (its best test error over
+epochs, which selects on the test set), reported beside ours and labelled as such.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +32,9 @@ from lazymeta.infra.rundir import RESULTS, RunDir
 from lazymeta.infra.runtime import pick_device, seed_everything
 from lazymeta.longtail.config import LongtailConfig, validate
 from lazymeta.longtail.data import LongTailData, build
-from lazymeta.longtail.methods import Context, Method, get_method, train_step
-from lazymeta.longtail.report import BEST, FEW_SHOT, MANY_SHOT, MODEL, PLOT, plot_weights, shot_groups
+from lazymeta.longtail.methods import MAGNITUDES, Context, Method, build_method, train_step
+from lazymeta.longtail.report import (BEST, FEW_SHOT, MANY_SHOT, MODEL, PLOT, best_test, magnitudes, plot_weights,
+                                      shot_groups)
 from lazymeta.longtail.weights import class_balanced_weights
 from lazymeta.models import build_model as build_backbone
 from lazymeta.student import Student
@@ -86,14 +91,26 @@ def build_model(config: LongtailConfig, data: ImageClasses) -> nn.Module:
                           ways=data.num_classes, hidden=config.model.hidden)
 
 
+def epoch_magnitudes(measured: dict[str, list[Tensor]], gammas: Sequence[float]) -> dict:
+    """The epoch's mean of every measured magnitude (``gamma``: the mean chosen γ), and how often each γ of
+    the grid was chosen (``gamma_histogram``)."""
+    out = {key: float(torch.stack(measured[key]).double().mean()) for key in MAGNITUDES if key in measured}
+    if "gamma" in measured:
+        grid = torch.tensor(list(gammas), dtype=torch.float64)
+        chosen = torch.stack(measured["gamma"]).double().cpu()
+        nearest = (chosen[:, None] - grid[None]).abs().argmin(1)
+        out["gamma_histogram"] = {f"{g:g}": int((nearest == i).sum()) for i, g in enumerate(gammas)}
+    return out
+
+
 class Trainer:
     """One run: data, model, optimizer and the epoch loop (state in :meth:`state_dict`)."""
 
     def __init__(self, config: LongtailConfig, data: LongTailData, device: torch.device):
         self.config, self.data, self.device = config, data, device
-        self.method: Method = get_method(config.method.name)
         seed_everything(config.seed)
         self.model = build_model(config, data.train).to(device)
+        self.method: Method = build_method(config.method, device)
         s = config.schedule
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=s.lr, momentum=s.momentum,
                                          nesterov=s.nesterov and s.momentum > 0, weight_decay=s.weight_decay)
@@ -102,28 +119,36 @@ class Trainer:
         self.mean, self.std = (t.to(device) for t in channel_stats(data.train.images))
         self.train_set = Tensors.of(data.train, device)
         self.val_set = Tensors.of(data.val, device) if data.val is not None else None
+        self.test_set = Tensors.of(data.test, device)
         self.epoch, self.best = 0, {"epoch": None, "val_accuracy": -1.0}
         self.learned: dict | None = None  # per-class mean and std of the weights of the last re-weighted epoch
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
-                "best": self.best, "learned": self.learned}
+                "best": self.best, "learned": self.learned, "method": self.method.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.method.load_state_dict(state["method"])
         self.epoch, self.best, self.learned = state["epoch"], state["best"], state["learned"]
 
     def normalise(self, images: Tensor) -> Tensor:
         return (images.float() / 255 - self.mean) / self.std
 
-    def context(self, lr: float, epoch: int, step: int) -> Context:
+    def context(self, lr: float, epoch: int, step: int, batch: int) -> Context:
+        """The look-ahead's η̃ and the student's rate are multiples of the current rate ``lr`` on the mean
+        batch loss; by default |B| for a method whose reference sums the batch losses, else 1."""
         m = self.config.method
-        eta = m.lookahead_lr or lr
+        if m.lookahead_scale is not None:
+            scale = m.lookahead_scale
+        else:
+            scale = float(batch) if self.method.summed_lookahead else 1.0
         val = self.val_batch(epoch, step) if self.method.needs_val else None
-        student = Student(m.steps, m.student_lr or eta) if self.method.lazy else None
+        student_scale = scale if m.student_scale is None else m.student_scale
+        student = Student(m.steps, student_scale * lr) if self.method.lazy else None
         teacher = self.config.teacher if self.method.lazy else None
-        return Context(self.model, self.class_weights, val, eta, m.eps_step, student, teacher)
+        return Context(self.model, self.class_weights, val, scale * lr, student, teacher)
 
     def val_batch(self, epoch: int, step: int) -> tuple[Tensor, Tensor]:
         """A random balanced-validation batch (the whole set when it is no larger than ``val_batch``)."""
@@ -143,22 +168,28 @@ class Trainer:
         self.model.train()
         # float64: the spread of the learned part ε (~1e-3) is below float32 rounding of Σw² for w ~ 4
         losses, (sums, squares) = [], torch.zeros(2, len(self.counts), dtype=torch.float64)
+        measured: dict[str, list[Tensor]] = {}
         for step, lo in enumerate(range(0, len(order), c.schedule.batch_size)):
             rows = order[lo:lo + c.schedule.batch_size].to(self.device)
             x, y = self.normalise(self.train_set.images[rows]), self.train_set.labels[rows]
             if c.data.augment:
                 x = augment(x, g, c.data.flip)
-            loss, w = train_step(self.method, self.context(lr, epoch, step), self.optimizer, x, y, reweight)
+            loss, weighing = train_step(self.method, self.context(lr, epoch, step, len(y)), self.optimizer, x, y,
+                                        reweight)
             if not torch.isfinite(loss):
                 raise TrainingError(f"epoch {epoch + 1}, step {step + 1}: the loss is {loss.item()}")
             losses.append(loss.item())
+            for key, value in weighing.magnitudes.items():
+                measured.setdefault(key, []).append(value)
+            w = weighing.weights
             sums.index_add_(0, y.cpu(), w.cpu().double())
             squares.index_add_(0, y.cpu(), w.cpu().double() ** 2)
         if reweight:
             mean = sums / torch.tensor(self.counts)
             std = (squares / torch.tensor(self.counts) - mean ** 2).clamp(min=0).sqrt()
             self.learned = {"epoch": epoch + 1, "mean": mean.tolist(), "std": std.tolist()}
-        return {"lr": lr, "loss": float(np.mean(losses)), "reweight": reweight}
+        return {"lr": lr, "loss": float(np.mean(losses)), "reweight": reweight,
+                **epoch_magnitudes(measured, self.config.teacher.gammas)}
 
     def evaluate(self, split: Tensors) -> dict:
         """Top-1 accuracy overall and per class (eval mode: running batch-norm statistics)."""
@@ -206,6 +237,7 @@ def _loop(trainer: Trainer, run: RunDir, progress: bool) -> None:
             if val["accuracy"] > trainer.best["val_accuracy"]:
                 trainer.best = {"epoch": epoch + 1, "val_accuracy": val["accuracy"]}
                 save_weights(run.file(BEST), trainer.model.state_dict())
+        record["test_error"] = 100 * (1 - trainer.evaluate(trainer.test_set)["accuracy"])
         record["seconds"] = time.perf_counter() - began
         trainer.epoch = epoch + 1
         run.save_state(trainer.state_dict())
@@ -216,14 +248,15 @@ def _loop(trainer: Trainer, run: RunDir, progress: bool) -> None:
 
 def _test(trainer: Trainer, weights: Path, epoch: int) -> dict:
     trainer.model.load_state_dict(load_weights(weights, "long-tail model")[0])
-    result = trainer.evaluate(Tensors.of(trainer.data.test, trainer.device))
+    result = trainer.evaluate(trainer.test_set)
     return {"epoch": epoch, "error": 100 * (1 - result["accuracy"]), "groups": shot_groups(trainer.counts,
                                                                                           result["per_class"]),
             "per_class_accuracy": result["per_class"]}
 
 
 def report(trainer: Trainer, run: RunDir) -> dict:
-    """Test top-1 error (%) at the final epoch and at the best validation epoch; written to results.json."""
+    """Test top-1 error (%) at the final epoch, at the best validation epoch and (the reference's protocol) at
+    the best test epoch, and the method's logged magnitudes; written to results.json."""
     c, counts = trainer.config, trainer.counts
     results = {
         "dataset": c.data.dataset, "method": c.method.name, "model": c.model.name, "seed": c.seed,
@@ -233,6 +266,7 @@ def report(trainer: Trainer, run: RunDir) -> dict:
         "final": _test(trainer, run.file(MODEL), trainer.epoch),
         "best": _test(trainer, run.file(BEST), trainer.best["epoch"]) if trainer.best["epoch"] else None,
         "best_val_accuracy": trainer.best["val_accuracy"] if trainer.best["epoch"] else None,
+        "best_test": best_test(run.metrics()), "magnitudes": magnitudes(run.metrics()),
         "class_weights": trainer.class_weights.tolist(), "learned_weights": trainer.learned,
     }
     trainer.model.load_state_dict(load_weights(run.file(MODEL), "long-tail model")[0])

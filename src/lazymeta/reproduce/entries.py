@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from lazymeta.infra.errors import ConfigError
-from lazymeta.reproduce import fewshot
+from lazymeta.reproduce import fewshot, longtail
 from lazymeta.reproduce.memory import memory
 from lazymeta.reproduce.report import write
 from lazymeta.reproduce.runner import execute
@@ -14,6 +14,7 @@ from lazymeta.reproduce.spec import SCALES, Entry
 
 ENTRIES: dict[str, Entry] = {
     **fewshot.ENTRIES,
+    **longtail.ENTRIES,
     "memory": Entry("memory", "Memory and time of a meta-step against k (Table A.4)", memory),
 }
 # report tables: label -> results field
@@ -21,6 +22,7 @@ FEWSHOT_METRICS = {"accuracy, transductive BN (%)": "accuracy", "accuracy, suppo
 MEMORY_METRICS = {"peak memory of a meta-step (MB)": "peak_mb", "time of a meta-step (ms)": "ms"}
 LEAP_METRICS = {**FEWSHOT_METRICS, "fraction of tasks at the lowest γ": "leap_edges.low",
                 "fraction of tasks at the highest γ": "leap_edges.high"}
+METRICS = {"memory": MEMORY_METRICS, "leap-reading": LEAP_METRICS, **longtail.METRICS}  # else FEWSHOT_METRICS
 
 
 def reproduce(name: str, scale: str, seeds: int, data_root: str | None, out: Path, jobs: int | None = None,
@@ -39,5 +41,5 @@ def reproduce(name: str, scale: str, seeds: int, data_root: str | None, out: Pat
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     began = time.perf_counter()
     results = execute(out, plan.runs, jobs, progress)
-    metrics = MEMORY_METRICS if name == "memory" else LEAP_METRICS if name == "leap-reading" else FEWSHOT_METRICS
+    metrics = METRICS.get(name, FEWSHOT_METRICS)
     return write(out, name, entry.title, scale, plan, results, metrics, (time.perf_counter() - began) / 60)

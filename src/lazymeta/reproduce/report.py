@@ -46,10 +46,13 @@ def claim_lines(plan: Plan, grid: dict[tuple[str, str], dict[int, float]], scale
 
 
 def _cell(values: dict[int, float]) -> str:
+    """Two decimals; small magnitudes (below 0.01, such as ‖ε‖/‖w_y‖) in scientific notation."""
     if not values:
         return "–"
     mean, ci = mean_ci(list(values.values()))
-    return f"{mean:.2f}" if math.isnan(ci) else f"{mean:.2f} ± {ci:.2f}"
+    small = 0 < abs(mean) < 0.01
+    text = f"{mean:.2e}" if small else f"{mean:.2f}"
+    return text if math.isnan(ci) else f"{text} ± {ci:.1e}" if small else f"{text} ± {ci:.2f}"
 
 
 def table(plan: Plan, grid: dict[tuple[str, str], dict[int, float]]) -> str:

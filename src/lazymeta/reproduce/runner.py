@@ -61,22 +61,33 @@ def execute(out: Path, runs: list[Run], jobs: int = 1, progress: bool = True) ->
     return {r.key: finished(out, r) for r in runs}
 
 
+# application -> its ``lazymeta`` command (a run in a subprocess)
+COMMANDS = {"fewshot": "train", "longtail": "longtail"}
+
+
 def _in_process(out: Path, run: Run) -> None:
-    from lazymeta.fewshot.config import FewShotConfig
-    from lazymeta.fewshot.train import evaluate_run, train
     from lazymeta.infra.config import update
 
     directory = run_dir(out, run)
+    resume = (directory / STATE).exists()
     if run.app == "measure":
         from lazymeta.reproduce.memory import measure
 
         write_json(directory / RESULTS, measure(run.config))
-        return
-    if run.app != "fewshot":
-        raise ValueError(f"unknown application {run.app!r} of run {run.key}")
-    config = update(FewShotConfig(), run.config, f"reproduce run {run.key}")
-    train(config, directory, resume=(directory / STATE).exists(), progress=False)
-    evaluate_run(directory, progress=False)
+    elif run.app == "fewshot":
+        from lazymeta.fewshot.config import FewShotConfig
+        from lazymeta.fewshot.train import evaluate_run, train
+
+        train(update(FewShotConfig(), run.config, f"reproduce run {run.key}"), directory, resume=resume, progress=False)
+        evaluate_run(directory, progress=False)
+    elif run.app == "longtail":
+        from lazymeta.longtail.config import LongtailConfig
+        from lazymeta.longtail.train import train as train_longtail
+
+        train_longtail(update(LongtailConfig(), run.config, f"reproduce run {run.key}"), directory, resume=resume,
+                       progress=False)
+    else:
+        raise ValueError(f"unknown application {run.app!r} of run {run.key}; known: measure, {', '.join(COMMANDS)}")
 
 
 def _subprocess(out: Path, run: Run) -> None:
@@ -84,7 +95,7 @@ def _subprocess(out: Path, run: Run) -> None:
     spec = out / "specs" / f"{run.key.replace('/', '__')}.yaml"
     spec.parent.mkdir(parents=True, exist_ok=True)
     spec.write_text(yaml.safe_dump(run.config, sort_keys=False))
-    command = [sys.executable, "-m", "lazymeta", "train", "--quiet"]
+    command = [sys.executable, "-m", "lazymeta", COMMANDS[run.app], "--quiet"]
     command += ["--resume", str(directory)] if (directory / STATE).exists() else ["--config", str(spec),
                                                                                   "--out", str(directory)]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
