@@ -70,11 +70,11 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(method, image_folder, 
     assert cli.main(resume_args(image_folder, tmp_path / "whole", method)) == 0
     real, calls = Trainer.run_epoch, {"n": 0}
 
-    def dying(self, epoch):
+    def dying(self, epoch, stop=None):
         calls["n"] += 1
         if calls["n"] == 3:  # killed inside epoch 3, after the checkpoint of epoch 2
             raise KeyboardInterrupt
-        return real(self, epoch)
+        return real(self, epoch, stop)
 
     monkeypatch.setattr(Trainer, "run_epoch", dying)
     with pytest.raises(KeyboardInterrupt):
@@ -157,3 +157,30 @@ def test_look_ahead_and_student_rates_follow_the_reference_scale(image_folder, m
     ctx = Trainer(validate(config), data, torch.device("cpu")).context(lr=0.01, epoch=0, step=0, batch=16)
     assert ctx.lr == pytest.approx(lookahead)
     assert (ctx.student.lr if ctx.student else None) == (pytest.approx(student) if student else None)
+
+
+def test_ctrl_c_stops_between_batches_and_the_run_resumes(image_folder, tmp_path, monkeypatch, capsys):
+    """The first SIGINT only asks to stop: the epoch ends at its next batch, the last finished epoch is
+    the checkpoint, and the command says how to continue (exit 130)."""
+    import os
+    import signal
+
+    real, calls = Trainer.run_epoch, {"n": 0}
+
+    def interrupted(self, epoch, stop=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C during epoch 2
+        return real(self, epoch, stop)
+
+    monkeypatch.setattr(Trainer, "run_epoch", interrupted)
+    run = tmp_path / "run"
+    assert cli.main(resume_args(image_folder, run)) == 130
+    assert f"stopped during epoch 2; the checkpoint holds epoch 1: continue with `lazymeta longtail --resume {run}`" \
+        in capsys.readouterr().err
+    monkeypatch.setattr(Trainer, "run_epoch", real)
+    assert cli.main(["longtail", "--resume", str(run), "--method", "cross-entropy", "--quiet"]) == 2
+    assert "method.name ('lazy-two-component' -> 'cross-entropy') would change what it computes" in \
+        capsys.readouterr().err
+    assert cli.main(["longtail", "--resume", str(run), "--epochs", "5", "--quiet"]) == 0
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5]

@@ -9,6 +9,8 @@ COMMANDS = {"longtail": "train on a long-tailed dataset with a (meta-)re-weighti
 # flag -> dotted config key; a flag given on the command line overrides --config and --set
 FLAGS = {"dataset": "data.dataset", "data_root": "data.root", "imbalance": "data.imbalance",
          "method": "method.name", "model": "model.name", "epochs": "schedule.epochs", "seed": "seed"}
+# what a resumed run may change: its length and where it runs
+RESUMABLE = {"schedule.epochs", "device", "eval_batch", "data.root"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction, command: str = "longtail") -> None:
@@ -27,14 +29,15 @@ def add_parser(subparsers: argparse._SubParsersAction, command: str = "longtail"
     p.add_argument("--seed", type=int, help="seed of the model, shuffling and augmentation")
     p.add_argument("--data-root", help="dataset directory (else $LAZYMETA_DATA, else ~/.cache/lazymeta)")
     p.add_argument("--out", help="run directory (default: runs/<dataset>-<imbalance>-<method>-s<seed>)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last finished epoch")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last finished epoch (only "
+                                                       "its length and device may change)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume) one run and print its report."""
-    from lazymeta.infra.config import compose, update
+    from lazymeta.infra.config import compose, resumed, update
     from lazymeta.infra.rundir import CONFIG, RunDir
     from lazymeta.longtail.config import LongtailConfig
     from lazymeta.longtail.report import format_report
@@ -42,9 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume:
         run_dir = Path(args.resume)
-        config = update(LongtailConfig(), RunDir.read_config(run_dir), str(run_dir / CONFIG))
-        if args.epochs is not None:
-            config.schedule.epochs = args.epochs
+        stored = update(LongtailConfig(), RunDir.read_config(run_dir), str(run_dir / CONFIG))
+        config = resumed(stored, args, FLAGS, RESUMABLE)
     else:
         config = compose(LongtailConfig(), args, FLAGS)
         run_dir = Path(args.out or f"runs/{config.data.dataset}-{config.data.imbalance:g}-"

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from lazymeta.data import ImageClasses
 from lazymeta.infra.errors import TrainingError
 from lazymeta.infra.files import load_weights, save_weights
+from lazymeta.infra.interrupt import Interrupted, StopRequest, stop_on_signal
+from lazymeta.infra.progress import progress
 from lazymeta.infra.rundir import RESULTS, RunDir
 from lazymeta.infra.runtime import pick_device, seed_everything
 from lazymeta.longtail.config import LongtailConfig, validate
@@ -157,8 +158,9 @@ class Trainer:
         rows = torch.randperm(size, generator=g)[:self.config.method.val_batch].to(self.device)
         return self.normalise(self.val_set.images[rows]), self.val_set.labels[rows]
 
-    def run_epoch(self, epoch: int) -> dict:
-        """One pass over the shuffled training set; returns the epoch's metrics."""
+    def run_epoch(self, epoch: int, stop: StopRequest | None = None) -> dict:
+        """One pass over the shuffled training set; returns the epoch's metrics. A ``stop`` request (Ctrl-C)
+        ends it between batches with :class:`Interrupted` (the last finished epoch stays the checkpoint)."""
         c, lr = self.config, lr_at(self.config, epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -170,6 +172,9 @@ class Trainer:
         losses, (sums, squares) = [], torch.zeros(2, len(self.counts), dtype=torch.float64)
         measured: dict[str, list[Tensor]] = {}
         for step, lo in enumerate(range(0, len(order), c.schedule.batch_size)):
+            if stop is not None and stop.requested:
+                raise Interrupted(f"stopped during epoch {epoch + 1}; the checkpoint holds epoch {epoch}: continue "
+                                  f"with `lazymeta longtail --resume RUN_DIR`")
             rows = order[lo:lo + c.schedule.batch_size].to(self.device)
             x, y = self.normalise(self.train_set.images[rows]), self.train_set.labels[rows]
             if c.data.augment:
@@ -210,27 +215,33 @@ class Trainer:
 
 
 def train(config: LongtailConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train into ``run_dir`` (resuming from its last finished epoch if ``resume``) and return the report."""
+    """Train into ``run_dir`` (resuming from its last finished epoch if ``resume``) and return the report.
+    Ctrl-C or SIGTERM stops between batches with :class:`~lazymeta.infra.interrupt.Interrupted`."""
     config = validate(config)
+    run = RunDir(run_dir, step="epoch")
+    state = run.load_state() if resume else None
+    if state is not None and config.schedule.epochs < state["epoch"]:
+        raise TrainingError(f"{run.path} is at epoch {state['epoch']}; schedule.epochs={config.schedule.epochs} "
+                            f"cannot undo that: give --epochs {state['epoch']} or more")
     d = config.data
     data = build(d.dataset, d.root, d.imbalance, d.head, d.holdout_per_class, d.profile, d.split_seed)
     trainer = Trainer(config, data, pick_device(config.device))
-    run = RunDir(run_dir, step="epoch")
-    with run.open(config.to_dict(), existing="resume" if resume else "refuse"):
-        if resume:
-            trainer.load_state_dict(run.load_state())
+    with run.open(config.to_dict(), existing="resume" if resume else "refuse"), stop_on_signal() as stop:
+        if state is not None:
+            trainer.load_state_dict(state)
             run.truncate(trainer.epoch)
-        _loop(trainer, run, progress)
+        try:
+            _loop(trainer, run, progress, stop)
+        except Interrupted as err:
+            raise Interrupted(str(err).replace("RUN_DIR", str(run.path))) from None
         return report(trainer, run)
 
 
-def _loop(trainer: Trainer, run: RunDir, progress: bool) -> None:
+def _loop(trainer: Trainer, run: RunDir, shown: bool, stop: StopRequest) -> None:
     epochs = trainer.config.schedule.epochs
-    bar = tqdm(range(trainer.epoch, epochs), initial=trainer.epoch, total=epochs, desc="long-tail",
-               disable=None if progress else True)
-    for epoch in bar:
+    for epoch in progress(range(trainer.epoch, epochs), epochs, "long-tail", trainer.epoch, shown, unit="epochs"):
         began = time.perf_counter()
-        record = {"epoch": epoch + 1, **trainer.run_epoch(epoch)}
+        record = {"epoch": epoch + 1, **trainer.run_epoch(epoch, stop)}
         if trainer.val_set is not None:
             val = trainer.evaluate(trainer.val_set)
             record.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
@@ -242,7 +253,6 @@ def _loop(trainer: Trainer, run: RunDir, progress: bool) -> None:
         trainer.epoch = epoch + 1
         run.save_state(trainer.state_dict())
         run.log(record)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("loss", "val_accuracy")})
     save_weights(run.file(MODEL), trainer.model.state_dict())
 
 
