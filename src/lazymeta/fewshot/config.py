@@ -77,9 +77,11 @@ class FewShotConfig:
     eval_episodes: int = 600
     eval_untrained: bool = True  # the final evaluation also scores the untrained start on the same episodes
     device: str = "auto"
-    threads: int | None = None  # op threads of this process; null: torch's choice (or OMP_NUM_THREADS); a resume
-    # reuses the run's recorded count, so that it continues bit for bit
-    task_threads: int = 1  # CPU only: run a meta-batch's tasks in this many threads (1 op thread each)
+    # CPU threads. threads: op threads of this process; null: 1 (or OMP_NUM_THREADS when set). task_threads: a
+    # meta-batch's tasks (and the test episodes) in this many threads; null: the cores this process may use,
+    # up to the tasks. A resume reuses the run's recorded op threads, so that it continues bit for bit.
+    threads: int | None = None
+    task_threads: int | None = None
     # Run a meta-batch's tasks in one vmapped pass per step; null: on a GPU (1.5-2.3x faster there, 4-5x
     # the memory), not on a CPU (slower there). docs/performance.md has the measurements.
     batch_tasks: bool | None = None
@@ -141,9 +143,10 @@ def validate(config: FewShotConfig) -> FewShotConfig:
         (config.eval_episodes >= 2, f"eval_episodes must be >= 2 (a confidence interval needs two), got "
                                     f"{config.eval_episodes}"),
         (optim.meta_batch >= 1, f"optim.meta_batch must be >= 1, got {optim.meta_batch}"),
-        (config.task_threads >= 1, f"task_threads must be >= 1, got {config.task_threads}"),
+        (config.task_threads is None or config.task_threads >= 1,
+         f"task_threads must be >= 1 or null, got {config.task_threads}"),
         (config.threads is None or config.threads >= 1, f"threads must be >= 1 or null, got {config.threads}"),
-        (not (config.batch_tasks and config.task_threads > 1),
+        (not (config.batch_tasks and (config.task_threads or 1) > 1),
          "batch_tasks and task_threads > 1 are two ways to run a meta-batch's tasks; set one of them"),
     ])
     return config

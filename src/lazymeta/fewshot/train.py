@@ -27,7 +27,7 @@ from lazymeta.infra.files import load_weights, save_weights
 from lazymeta.infra.interrupt import Interrupted, StopRequest, stop_on_signal
 from lazymeta.infra.progress import progress
 from lazymeta.infra.rundir import RESULTS, RunDir
-from lazymeta.infra.runtime import pick_device, seed_everything, set_op_threads
+from lazymeta.infra.runtime import cpu_threads, pick_device, seed_everything, set_op_threads
 from lazymeta.learner import MetaLearner, NonFiniteLossError, Task
 from lazymeta.models import build_model
 from lazymeta.student import build_student
@@ -52,7 +52,8 @@ def build_sampler(config: FewShotConfig, split: str, *, seed: int, train: bool) 
                           name=f"{d.dataset} split {split!r}")
 
 
-def build_learner(config: FewShotConfig, transform: ImageTransform, device: torch.device) -> MetaLearner:
+def build_learner(config: FewShotConfig, transform: ImageTransform, device: torch.device,
+                  task_threads: int = 1) -> MetaLearner:
     a, o = config.algorithm, config.optim
     hidden = config.model.hidden or (64 if transform.size < 64 else 32)
     options = {"pool": config.model.pool} if config.model.name == "conv4" else {}
@@ -61,7 +62,7 @@ def build_learner(config: FewShotConfig, transform: ImageTransform, device: torc
     optimizer_cls = torch.optim.Adam if o.name == "adam" else torch.optim.SGD
     student = build_student(a.inner, a.steps, a.inner_lr, a.keep_last, a.inner_betas)
     learner = MetaLearner(model, a.name, student, config.teacher, optimizer_cls(model.parameters(), lr=o.lr),
-                          a.test_leap, a.test_steps, config.task_threads, config.batch_tasks, o.clip)
+                          a.test_leap, a.test_steps, task_threads, config.batch_tasks, o.clip)
     learner.transform = transform
     return learner
 
@@ -109,12 +110,15 @@ def train(config: FewShotConfig, run_dir: str | Path, resume: bool = False, prog
     if state is not None and config.iterations < state["iteration"]:
         raise TrainingError(f"{run.path} is at iteration {state['iteration']}; iterations={config.iterations} cannot "
                             f"undo that: give --iterations {state['iteration']} or more")
-    set_op_threads(config.threads or (state or {}).get("op_threads"))
-    seed_everything(config.seed)
     device = pick_device(config.device)
+    op_threads, task_threads = cpu_threads(config.threads or (state or {}).get("op_threads"),
+                                           1 if config.batch_tasks else config.task_threads,
+                                           config.optim.meta_batch // world.size, device)
+    set_op_threads(op_threads)
+    seed_everything(config.seed)
     sampler = build_sampler(config, config.data.train_split, seed=config.seed, train=True)
     build_sampler(config, config.data.test_split, seed=config.seed, train=False)  # fails now, not after training
-    learner = build_learner(config, sampler.data.transform, device)
+    learner = build_learner(config, sampler.data.transform, device, task_threads)
     with run.open(config.to_dict(), existing="resume" if resume else "refuse"), stop_on_signal() as stop:
         start = 0
         if state is not None:
@@ -195,7 +199,9 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, split: str | 
     split = split or config.data.test_split
     sampler = build_sampler(config, split, seed=config.seed, train=False)
     episodes = config.eval_episodes if episodes is None else episodes
-    report = evaluate(learner, sampler, episodes, progress=progress)
+    op_threads, threads = cpu_threads(config.threads, config.task_threads, max(episodes, 1), learner.device)
+    set_op_threads(op_threads)
+    report = evaluate(learner, sampler, episodes, progress=progress, threads=threads)
     report.update(dataset=config.data.dataset, split=split, algorithm=config.algorithm.name,
                   iterations=config.iterations)
     fractions = learner.gamma_fractions() if learner.algorithm.lazy else {}
@@ -204,7 +210,7 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, split: str | 
         report["leap_edges"] = {"reading": config.teacher.reading, "fractions": fractions, "low": ordered[0],
                                 "high": ordered[-1]}
     if untrained:
-        start = evaluate(untrained_learner(config, learner), sampler, episodes, progress=progress)
+        start = evaluate(untrained_learner(config, learner), sampler, episodes, progress=progress, threads=threads)
         report["untrained"] = {mode: start[mode] for mode in ("transductive", "support")}
     RunDir(run_dir).write_json(write_to or eval_file(split, episodes, test_leap), report)
     return report
