@@ -111,6 +111,15 @@ def test_too_few_evaluation_episodes_is_a_clear_error(episodes, data_root, tmp_p
     assert f"episodes must be >= 2 (a 95% confidence interval needs two), got {episodes}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("episodes", ["0", "1", "-3"])
+def test_too_few_episodes_after_training_fail_before_training(episodes, data_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data-root", data_root, "--out", str(run), "--iterations", "1", "--episodes", episodes,
+                 *TOY]) == 2
+    assert f"eval_episodes must be >= 2 (a confidence interval needs two), got {episodes}" in capsys.readouterr().err
+    assert not run.exists()
+
+
 def test_a_binary_config_file_is_named(tmp_path, capsys):
     config = tmp_path / "image.yaml"
     config.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")

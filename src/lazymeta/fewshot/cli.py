@@ -14,6 +14,7 @@ COMMANDS = {
 FLAGS = {
     "dataset": "data.dataset", "data_root": "data.root", "algorithm": "algorithm.name", "ways": "episodes.ways",
     "shots": "episodes.shots", "steps": "algorithm.steps", "iterations": "iterations", "seed": "seed",
+    "episodes": "eval_episodes",
 }
 # what a resumed run may change: its length, and how fast it runs (threads, device, batching, scoring chunks)
 RESUMABLE = {"iterations", "device", "threads", "task_threads", "batch_tasks", "teacher.chunk", "checkpoint_every",
@@ -118,7 +119,7 @@ def _train(args: argparse.Namespace) -> None:
         return
     print(f"run directory: {run_dir}")
     if not args.no_eval:
-        print(format_report(evaluate_run(run_dir, args.episodes, progress=not args.quiet,
+        print(format_report(evaluate_run(run_dir, config.eval_episodes, progress=not args.quiet,
                                          untrained=config.eval_untrained)))
 
 
