@@ -43,11 +43,11 @@ from lazymeta.params import detach, functional, params_of
 from lazymeta.infra.distributed import World, join, my_share
 
 WAYS, SHOTS, QUERIES, META_BATCH, INNER_LR = 5, 1, 15, 4, 0.4
-SECOND_ORDER_MAX_K = 20
+SECOND_ORDER_MAX_K = 20  # second-order MAML beyond this takes minutes per iteration on a CPU
 SCORING = "lazy teacher's scoring only"
 # The CPU goals of the performance issue: a lazy-MAML step costs at most FOMAML's plus 1.1x its scoring
 # forwards, and at least 3x fewer milliseconds than learn2learn's MAML with the CLI's D_val of 1 image per class.
-SCORING_FACTOR, L2L_MAML_RATIO, GOAL_QUERIES = 1.1, 3.0, 1  # second-order MAML beyond this takes minutes per iteration on a CPU
+SCORING_FACTOR, L2L_MAML_RATIO, GOAL_QUERIES = 1.1, 3.0, 1
 
 
 def tasks(device: torch.device, queries: int = QUERIES, seed: int = 0) -> list[Task]:
