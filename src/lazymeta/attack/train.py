@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from lazymeta.attack.config import METHODS, AttackConfig, validate
 from lazymeta.attack.gradients import input_gradients
-from lazymeta.attack.loop import attack
+from lazymeta.attack.loop import attack, target_classes
 from lazymeta.attack.metaattacker import GradientTask, meta_train, prediction_mse
 from lazymeta.attack.report import plot, summary, table
 from lazymeta.attack.zoo import cached_classifier, correct, load_images
@@ -106,8 +106,7 @@ def run_attacks(c: AttackConfig, run: RunDir, models: dict[str, nn.Module],
     """Every method on the same images (cached per method and settings); per-image results."""
     target = models[c.target]
     images, labels = attack_set(c, target)
-    offsets = torch.randint(0, 9, labels.shape, generator=torch.Generator().manual_seed(c.seed))
-    targets = (labels + 1 + offsets.to(labels.device)) % 10
+    targets = target_classes(labels)
     results = {}
     for name in c.methods:
         method, section = METHODS[name]
