@@ -15,12 +15,13 @@ from lazymeta.reproduce.stats import mean_ci, verdict
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ENTRIES))
-def test_every_entry_runs_at_smoke_scale(name, glyphs_root, tmp_path, capsys):
+def test_every_entry_runs_at_smoke_scale(name, request, tmp_path, capsys):
+    root = request.getfixturevalue("mnist_root" if name == "table5" else "glyphs_root")  # attacks need MNIST
     out = tmp_path / name
-    assert main(["reproduce", name, "--scale", "smoke", "--seeds", "1", "--data-root", str(glyphs_root),
+    assert main(["reproduce", name, "--scale", "smoke", "--seeds", "1", "--data-root", str(root),
                  "--out", str(out), "--quiet"]) == 0
     report = json.loads((out / "report.json").read_text())
-    plan = ENTRIES[name].plan("smoke", 1, str(glyphs_root))
+    plan = ENTRIES[name].plan("smoke", 1, str(root))
     assert len(report["runs"]) == len(plan.runs) and all(r is not None for r in report["runs"].values())
     md = (out / "report.md").read_text()
     assert "smoke scale" in md and "their numbers mean nothing" in md

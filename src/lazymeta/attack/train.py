@@ -143,8 +143,10 @@ def run_attacks(c: AttackConfig, run: RunDir, models: dict[str, nn.Module],
     return results
 
 
-def train(c: AttackConfig, run_dir: str | Path, until: str = "report", progress: bool = True) -> dict:
-    """Run the stages up to ``until`` (reusing cached ones); returns the summary of what was attacked."""
+def train(c: AttackConfig, run_dir: str | Path, until: str = "report", progress: bool = True,
+          per_image: bool = False) -> dict:
+    """Run the stages up to ``until`` (reusing cached ones); returns the summary of what was attacked (with
+    each method's per-image success, L2 and queries under ``per_image`` when asked, for paired comparisons)."""
     validate(c)
     if until not in UNTIL:
         raise ValueError(f"until must be one of {UNTIL}, got {until!r}")
@@ -161,6 +163,9 @@ def train(c: AttackConfig, run_dir: str | Path, until: str = "report", progress:
         report = {name: summary(r) for name, r in results.items()}
         for name, (_, diagnostics) in trained.items():
             report[name]["diagnostics"] = diagnostics
+        if per_image:
+            for name, r in results.items():
+                report[name]["per_image"] = {k: r[k] for k in ("success", "l2", "queries")}
         kind = "targeted" if c.attack.targeted else "untargeted"
         run.write_json(RESULTS, report)
         write_text(run.file("table.md"), table(results))

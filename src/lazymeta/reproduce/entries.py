@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from lazymeta.infra.errors import ConfigError
-from lazymeta.reproduce import fewshot, longtail
+from lazymeta.reproduce import attack, fewshot, longtail
 from lazymeta.reproduce.memory import memory
 from lazymeta.reproduce.report import write
 from lazymeta.reproduce.runner import execute
@@ -15,6 +15,7 @@ from lazymeta.reproduce.spec import SCALES, Entry
 ENTRIES: dict[str, Entry] = {
     **fewshot.ENTRIES,
     **longtail.ENTRIES,
+    **attack.ENTRIES,
     "memory": Entry("memory", "Memory and time of a meta-step against k (Table A.4)", memory),
 }
 # report tables: label -> results field
@@ -22,7 +23,7 @@ FEWSHOT_METRICS = {"accuracy, transductive BN (%)": "accuracy", "accuracy, suppo
 MEMORY_METRICS = {"peak memory of a meta-step (MB)": "peak_mb", "time of a meta-step (ms)": "ms"}
 LEAP_METRICS = {**FEWSHOT_METRICS, "fraction of tasks at the lowest γ": "leap_edges.low",
                 "fraction of tasks at the highest γ": "leap_edges.high"}
-METRICS = {"memory": MEMORY_METRICS, "leap-reading": LEAP_METRICS, **longtail.METRICS}  # else FEWSHOT_METRICS
+METRICS = {"memory": MEMORY_METRICS, "leap-reading": LEAP_METRICS, **longtail.METRICS, **attack.METRICS}  # else FEWSHOT_METRICS
 
 
 def reproduce(name: str, scale: str, seeds: int, data_root: str | None, out: Path, jobs: int | None = None,
