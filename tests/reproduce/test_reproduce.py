@@ -52,6 +52,26 @@ def test_a_killed_reproduction_reuses_finished_runs(glyphs_root, tmp_path, monke
     assert set(calls[:2]).isdisjoint(ran) and calls[2] in ran and len(ran) == total - 2
 
 
+def test_report_only_reports_the_finished_runs_and_starts_none(glyphs_root, tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    real, calls = runner._in_process, []
+
+    def dying(out_, run):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(run.key)
+        real(out_, run)
+
+    monkeypatch.setattr(runner, "_in_process", dying)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce("fig2-noniid", "smoke", 1, str(glyphs_root), out, jobs=1, progress=False)
+    monkeypatch.setattr(runner, "_in_process", lambda o, r: pytest.fail(f"report_only started {r.key}"))
+    report = reproduce("fig2-noniid", "smoke", 1, str(glyphs_root), out, jobs=1, progress=False, report_only=True)
+    assert sorted(k for k, r in report["runs"].items() if r is not None) == sorted(calls)
+    total = len(ENTRIES["fig2-noniid"].plan("smoke", 1, str(glyphs_root)).runs)
+    assert f"Runs: 2 of {total}" in (out / "report.md").read_text()
+
+
 def test_verdicts_come_from_the_paired_differences():
     plan = Plan([], ["lazy", "plain"], ["c"], [Claim("lazy − plain", "lazy", "plain", "c")])
     grid = {("lazy", "c"): {0: 80.0, 1: 82.0, 2: 81.0}, ("plain", "c"): {0: 70.0, 1: 71.0, 2: 72.0}}

@@ -14,6 +14,7 @@ CONFIGS = Path(__file__).parents[3] / "configs" / "attack"
 # row -> the method of lazymeta.attack that makes it
 ROWS = {"ZOO": "zoo", "NES": "nes", "untrained attacker": "untrained", "meta-attack": "meta",
         "lazy meta-attack": "lazy-meta", "meta-attack at the lazy horizon": "meta-long"}
+BASELINES = ("ZOO", "NES")  # the rows that cost the most CPU (a query is a forward pass of the target)
 # report tables: label -> results field (the claims use each run's per-image results)
 METRICS = {"table5": {
     "mean queries (successful images)": "avg_queries",
@@ -89,6 +90,7 @@ def table5(scale: str, seeds: int, data_root: str | None) -> Plan:
                 for seed in range(seeds):
                     config = merge(base, overrides, {"methods": [method], "seed": seed})
                     runs.append(Run(f"{dataset}-{kind}/{method}/s{seed}", config, row, column, seed, app="attack"))
+    runs.sort(key=lambda run: run.row in BASELINES)  # the cheap meta rows first: a stopped reproduction has them
     notes += [
         f"every row of a column: the same zoo, held-out target, attacked images (the first correctly classified "
         f"test images) and attack loop (configs/attack/<dataset>-{'cpu' if scale == 'smoke' else scale}.yaml); "
