@@ -33,9 +33,12 @@ def main() -> None:
     task = GradientTask(images, input_gradients(target, images, labels))
     for directory in sorted((run / "attackers").iterdir()):
         settings = json.loads((directory / "key.json").read_text())["settings"]
-        model = meta_attacker(config.data.dataset, config.attacker_width_divisor).to(images.device)
+        # runs made before the reference architecture existed used ours (their keys do not name one)
+        model = meta_attacker(config.data.dataset, settings.get("width_divisor", config.attacker_width_divisor),
+                              settings.get("architecture", "ours")).to(images.device)
         model.load_state_dict(load_weights(directory / "attacker.safetensors", "meta-attacker")[0])
-        print(f"{directory.name}  {settings['algorithm']:<13} {settings['iterations']:>5} meta-iterations  "
+        print(f"{directory.name}  {settings.get('algorithm', 'untrained'):<13} {settings.get('iterations', 0):>5} "
+              f"meta-iterations  "
               f"MSE on {len(images)} images: {prediction_mse(model, task):.3f}")
 
 

@@ -33,9 +33,11 @@ def test_meta_attack_beats_zoo_on_queries(tiny_zoo, target_test_set, tasks):
 
 
 TINY = ["data.train_images=1000", "data.gradient_images=200", "data.attack_images=3", "zoo.epochs=1",
-        "zoo.lr=0.05", "attacker_width_divisor=8", "meta.iterations=1", "lazy.iterations=1", "meta.support=4",
-        "meta.query=4", "lazy.support=4", "lazy.query=4", "lazy.steps=2", "attack.max_iterations=3",
-        "attack.finetune_steps=1", "attack.nes_samples=2", "whitebox=[lenet5]"]
+        "zoo.lr=0.05", "attacker_width_divisor=8", "attack.max_iterations=3", "attack.finetune_steps=1",
+        "attack.nes_samples=2", "whitebox=[lenet5]"] + [
+    f"{section}.{key}" for section in ("meta", "lazy", "long") for key in ("iterations=1", "support=4", "query=4",
+                                                                           "steps=2")] + ["meta.steps=1"]
+METHODS = ["lazy-meta", "meta", "meta-long", "nes", "untrained", "zoo"]
 
 
 def test_cli_runs_every_stage_and_reuses_cached_ones(mnist_root, tmp_path, capsys):
@@ -50,15 +52,16 @@ def test_cli_runs_every_stage_and_reuses_cached_ones(mnist_root, tmp_path, capsy
     assert main(["attack", "run", *args, "--set", "device=cpu"]) == 0  # the device is not part of any cache key
     assert {p.name: p.stat().st_mtime_ns for p in zoo_dir.glob("*.safetensors")} == stamps
     report = json.loads((out / "results.json").read_text())
-    assert sorted(report) == ["lazy-meta", "meta", "nes", "zoo"] and all(r["images"] == 3 for r in report.values())
+    assert sorted(report) == METHODS and all(r["images"] == 3 for r in report.values())
     assert (out / "success_vs_queries.png").stat().st_size > 0 and "| zoo |" in (out / "table.md").read_text()
-    assert len(list((out / "attackers").iterdir())) == 2
+    assert len(list((out / "attackers").iterdir())) == 4
+    assert all(0 <= report[m]["diagnostics"]["topq_overlap"] <= 1 for m in METHODS if m not in ("zoo", "nes"))
     assert main(["attack", "run", *args, "--set", "attack.targeted=true"]) == 0  # new attacks, same zoo and attackers
     script = Path(__file__).parents[2] / "scripts" / "attack_heldout_mse.py"
     lines = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True,
                            check=True).stdout.splitlines()
-    assert len(lines) == 2 and all("MSE on 500 images" in line for line in lines)  # 500 whatever attack_images is
-    assert len(list((out / "attacks").iterdir())) == 8 and len(list((out / "attackers").iterdir())) == 2
+    assert len(lines) == 4 and all("MSE on 500 images" in line for line in lines)  # 500 whatever attack_images is
+    assert len(list((out / "attacks").iterdir())) == 12 and len(list((out / "attackers").iterdir())) == 4
     assert main(["attack", "run", *args, "--set", "methods=[bogus]"]) == 2
     assert "unknown" in capsys.readouterr().err
     if not torch.cuda.is_available():  # an unusable device is a config error that says what to use instead
@@ -75,4 +78,4 @@ def test_cli_attack_runs_on_cuda(mnist_root, tmp_path):
     assert main(["attack", "run", *args]) == 0
     assert torch.cuda.max_memory_allocated() > 0  # it ran on the GPU
     report = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert sorted(report) == ["lazy-meta", "meta", "nes", "zoo"] and all(r["images"] == 3 for r in report.values())
+    assert sorted(report) == METHODS and all(r["images"] == 3 for r in report.values())

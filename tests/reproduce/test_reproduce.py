@@ -15,12 +15,13 @@ from lazymeta.reproduce.stats import mean_ci, verdict
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ENTRIES))
-def test_every_entry_runs_at_smoke_scale(name, glyphs_root, tmp_path, capsys):
+def test_every_entry_runs_at_smoke_scale(name, request, tmp_path, capsys):
+    root = request.getfixturevalue("mnist_root" if name == "table5" else "glyphs_root")  # attacks need MNIST
     out = tmp_path / name
-    assert main(["reproduce", name, "--scale", "smoke", "--seeds", "1", "--data-root", str(glyphs_root),
+    assert main(["reproduce", name, "--scale", "smoke", "--seeds", "1", "--data-root", str(root),
                  "--out", str(out), "--quiet"]) == 0
     report = json.loads((out / "report.json").read_text())
-    plan = ENTRIES[name].plan("smoke", 1, str(glyphs_root))
+    plan = ENTRIES[name].plan("smoke", 1, str(root))
     assert len(report["runs"]) == len(plan.runs) and all(r is not None for r in report["runs"].values())
     md = (out / "report.md").read_text()
     assert "smoke scale" in md and "their numbers mean nothing" in md
@@ -49,6 +50,26 @@ def test_a_killed_reproduction_reuses_finished_runs(glyphs_root, tmp_path, monke
     reproduce("fig2-noniid", "smoke", 1, str(glyphs_root), out, jobs=1, progress=False)
     total = len(ENTRIES["fig2-noniid"].plan("smoke", 1, str(glyphs_root)).runs)
     assert set(calls[:2]).isdisjoint(ran) and calls[2] in ran and len(ran) == total - 2
+
+
+def test_report_only_reports_the_finished_runs_and_starts_none(glyphs_root, tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    real, calls = runner._in_process, []
+
+    def dying(out_, run):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(run.key)
+        real(out_, run)
+
+    monkeypatch.setattr(runner, "_in_process", dying)
+    with pytest.raises(KeyboardInterrupt):
+        reproduce("fig2-noniid", "smoke", 1, str(glyphs_root), out, jobs=1, progress=False)
+    monkeypatch.setattr(runner, "_in_process", lambda o, r: pytest.fail(f"report_only started {r.key}"))
+    report = reproduce("fig2-noniid", "smoke", 1, str(glyphs_root), out, jobs=1, progress=False, report_only=True)
+    assert sorted(k for k, r in report["runs"].items() if r is not None) == sorted(calls)
+    total = len(ENTRIES["fig2-noniid"].plan("smoke", 1, str(glyphs_root)).runs)
+    assert f"Runs: 2 of {total}" in (out / "report.md").read_text()
 
 
 def test_verdicts_come_from_the_paired_differences():

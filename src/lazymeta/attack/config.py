@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from lazymeta.infra.config import as_dict, check
 from lazymeta.teacher import LazyTeacher
 
-# method name -> (attack loop method, meta-training section of the config or None)
-METHODS = {"meta": ("meta", "meta"), "lazy-meta": ("meta", "lazy"), "zoo": ("zoo", None), "nes": ("nes", None)}
+# method name -> (attack loop method, meta-training section of the config, UNTRAINED, or None)
+UNTRAINED = "untrained"  # the meta-attackers' common random initialisation, attacked with the same loop
+METHODS = {"meta": ("meta", "meta"), "lazy-meta": ("meta", "lazy"), "meta-long": ("meta", "long"),
+           UNTRAINED: ("meta", UNTRAINED), "zoo": ("zoo", None), "nes": ("nes", None)}
+SECTIONS = ("meta", "lazy", "long")
 DATASETS = ("mnist", "cifar10")
 
 
@@ -72,10 +75,12 @@ class AttackConfig:
     whitebox: list[str] = field(default_factory=lambda: ["lenet5", "net2", "net3"])
     target: str = "net4"
     zoo: ZooConfig = field(default_factory=ZooConfig)
+    attacker: str = "reference"  # reference (Du et al.'s layer lists) | ours (a lighter CPU preset)
     attacker_width_divisor: int = 1
     meta: MetaTrainConfig = field(default_factory=MetaTrainConfig)
-    lazy: MetaTrainConfig = field(default_factory=lambda: MetaTrainConfig(
-        algorithm="lazy-reptile", inner="sgd", steps=8, inner_lr=0.3))
+    # the controlled comparison: lazy and long differ only in the teacher's leap (same inner rule, lrs, k, data)
+    lazy: MetaTrainConfig = field(default_factory=lambda: MetaTrainConfig(algorithm="lazy-reptile", steps=8))
+    long: MetaTrainConfig = field(default_factory=lambda: MetaTrainConfig(steps=8))  # plain, at lazy's horizon
     teacher: LazyTeacher = field(default_factory=LazyTeacher)  # the lazy meta-attacker's leap, chosen on query MSE
     attack: AttackLoopConfig = field(default_factory=AttackLoopConfig)
     methods: list[str] = field(default_factory=lambda: list(METHODS))
@@ -89,7 +94,7 @@ class AttackConfig:
 def validate(config: AttackConfig) -> AttackConfig:
     """Reject settings that cannot run, naming the key (checks that need no data)."""
     from lazymeta.algorithms import ALGORITHMS
-    from lazymeta.models.attack import CLASSIFIERS
+    from lazymeta.models.attack import ARCHITECTURES, CLASSIFIERS
 
     unknown = [m for m in config.methods if m not in METHODS]
     nets = [*config.whitebox, config.target]
@@ -98,8 +103,10 @@ def validate(config: AttackConfig) -> AttackConfig:
         (config.data.dataset in DATASETS, f"data.dataset must be one of {DATASETS}, got {config.data.dataset!r}"),
         (all(n in CLASSIFIERS for n in nets), f"whitebox and target must be among {sorted(CLASSIFIERS)}, got {nets}"),
         (bool(config.whitebox), "whitebox: at least one white-box classifier is needed to meta-train on"),
+        (config.attacker in ARCHITECTURES, f"attacker must be one of {sorted(ARCHITECTURES)}, got {config.attacker!r}"),
+        (config.attacker_width_divisor >= 1, f"attacker_width_divisor must be >= 1, got {config.attacker_width_divisor}"),
     ]
-    for section in ("meta", "lazy"):
+    for section in SECTIONS:
         s: MetaTrainConfig = getattr(config, section)
         rules += [
             (s.algorithm in ALGORITHMS, f"{section}.algorithm must be one of {sorted(ALGORITHMS)}, got {s.algorithm!r}"),

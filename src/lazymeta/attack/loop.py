@@ -6,8 +6,10 @@ differences, the base loss), takes a gradient estimate on q coordinates and step
 at its first adversarial iterate; it is a success if its L2 distortion is within the threshold.
 
 - ``meta``: the meta-attacker predicts the gradient map; the q coordinates are its largest |values|.
-  Every ``finetune_interval`` iterations the black box is queried on them (ZOO differences), a per-image
-  copy of the meta-attacker is fine-tuned on those values and the step uses them.
+  Every ``finetune_interval``-th iteration (the first after ``finetune_interval - 1`` warm-up iterations
+  on the prediction alone, as the reference's ``(step + 1) % interval == 0``) the black box is queried
+  on them (ZOO differences), a per-image copy of the meta-attacker is fine-tuned on those values with a
+  fresh Adam (the reference builds a new optimiser every round) and the step uses them.
 - ``zoo``: coordinate differences on q random coordinates every iteration (Chen et al. 2017).
 - ``nes``: an NES estimate of the whole map (Ilyas et al. 2018), stepped on its q largest coordinates.
 """
@@ -55,10 +57,10 @@ class _Attack:
         self.x = images.clone()
         if attacker is not None:
             # One copy per image, stacked on a leading dimension; Adam is elementwise, so one optimizer
-            # over the stacked tensors is exactly one Adam per copy.
+            # over the stacked tensors is exactly one Adam per copy (rows not fine-tuned get zero
+            # gradients and, with fresh moments, do not move).
             self.copies = {n: p.detach()[None].repeat(len(images), *[1] * p.dim()).requires_grad_(True)
                            for n, p in params_of(attacker).items()}
-            self.optimizer = torch.optim.Adam(self.copies.values(), lr=settings.finetune_lr)
             forward = functional(attacker)
             self.predict = vmap(lambda p, xi: forward(p, xi[None])[0])
 
@@ -95,19 +97,31 @@ class _Attack:
                 predicted = self.predict({n: p[rows] for n, p in self.copies.items()}, x).flatten(1)
             coords = predicted.abs().topk(q, 1).indices
             values = predicted.gather(1, coords)
-            if iteration % self.s.finetune_interval == 0:
+            if finetune_round(iteration, self.s.finetune_interval):
                 values = differences(coords)
                 self.finetune(rows, x, coords, _match_scale(values, predicted.gather(1, coords)))
         return torch.zeros_like(x.flatten(1)).scatter(1, coords, values).view_as(x)
 
     def finetune(self, rows: Tensor, x: Tensor, coords: Tensor, targets: Tensor) -> None:
-        """A few Adam steps of each image's copy on MSE to the queried values at its coordinates."""
+        """A few Adam steps of each image's copy on MSE to the queried values at its coordinates, from fresh
+        moments every round."""
+        optimizer = torch.optim.Adam(self.copies.values(), lr=self.s.finetune_lr)
         for _ in range(self.s.finetune_steps):
             predicted = self.predict({n: p[rows] for n, p in self.copies.items()}, x).flatten(1)
             loss = (predicted.gather(1, coords) - targets).pow(2).mean(1).sum()
-            self.optimizer.zero_grad()
+            optimizer.zero_grad()
             loss.backward()
-            self.optimizer.step()
+            optimizer.step()
+
+
+def finetune_round(iteration: int, interval: int) -> bool:
+    """Whether iteration (0-based) queries and fine-tunes: the reference's ``(step + 1) % interval == 0``."""
+    return (iteration + 1) % interval == 0
+
+
+def target_classes(labels: Tensor, classes: int = 10) -> Tensor:
+    """The target class of a targeted attack: ``(label + 1) mod classes``, as the reference's test_all.py."""
+    return (labels + 1) % classes
 
 
 def _match_scale(values: Tensor, reference: Tensor) -> Tensor:

@@ -108,11 +108,14 @@ def meta_train(model: nn.Module, tasks: Sequence[GradientTask], settings: MetaTr
     return history
 
 
-def prediction_mse(model: nn.Module, task: GradientTask, batch: int = 500) -> float:
-    """MSE of the (unadapted) meta-attacker's maps against a task's true maps."""
+def predict(model: nn.Module, images: Tensor, batch: int = 500) -> Tensor:
+    """The (unadapted) meta-attacker's maps, each image normalised on its own as at attack time."""
     forward = attacker_forward(model)
     theta = detach(params_of(model))
     with torch.no_grad():
-        total = sum(float((forward(theta, task.images[lo:lo + batch]) - task.grads[lo:lo + batch]).pow(2).sum())
-                    for lo in range(0, len(task.images), batch))
-    return total / task.grads.numel()
+        return torch.cat([forward(theta, images[lo:lo + batch]) for lo in range(0, len(images), batch)])
+
+
+def prediction_mse(model: nn.Module, task: GradientTask, batch: int = 500) -> float:
+    """MSE of the (unadapted) meta-attacker's maps against a task's true maps."""
+    return float((predict(model, task.images, batch) - task.grads).pow(2).mean())

@@ -14,10 +14,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from lazymeta.attack.config import METHODS, AttackConfig, validate
+from lazymeta.algorithms import get_algorithm
+from lazymeta.attack.config import METHODS, UNTRAINED, AttackConfig, validate
+from lazymeta.attack.diagnostics import diagnose
 from lazymeta.attack.gradients import input_gradients
-from lazymeta.attack.loop import attack
-from lazymeta.attack.metaattacker import GradientTask, meta_train, prediction_mse
+from lazymeta.attack.loop import attack, target_classes
+from lazymeta.attack.metaattacker import GradientTask, meta_train
 from lazymeta.attack.report import plot, summary, table
 from lazymeta.attack.zoo import cached_classifier, correct, load_images
 from lazymeta.infra.config import as_dict
@@ -26,8 +28,9 @@ from lazymeta.infra.rundir import RESULTS, RunDir
 from lazymeta.infra.runtime import pick_device
 from lazymeta.models.attack import meta_attacker
 
-HELD_OUT_IMAGES = 500  # test images of the target on which a meta-attacker's gradient MSE is reported
+HELD_OUT_IMAGES = 500  # test images of the target on which a meta-attacker's diagnostics are reported
 UNTIL = ("zoo", "attackers", "report")
+TARGET_RULE = "label + 1 mod 10"  # in the attack key: results cached under the earlier random targets are not reused
 
 
 def _zoo_key(c: AttackConfig) -> dict:
@@ -70,35 +73,49 @@ def attack_set(c: AttackConfig, target: nn.Module, count: int | None = None) -> 
 
 
 def _attacker_settings(c: AttackConfig, section: str) -> dict:
-    """What a meta-attacker's training depends on beyond the zoo: its section, and the teacher if lazy."""
-    settings = dataclasses.asdict(getattr(c, section))
-    if section == "lazy":
+    """What a meta-attacker depends on beyond the zoo: its network, its section (none for the untrained one)
+    and the teacher if its algorithm is lazy."""
+    settings = {"architecture": c.attacker, "width_divisor": c.attacker_width_divisor}
+    if section == UNTRAINED:
+        return {**settings, "untrained": True}
+    section_settings = getattr(c, section)
+    settings.update(dataclasses.asdict(section_settings))
+    if get_algorithm(section_settings.algorithm).lazy:
         settings["teacher"] = as_dict(c.teacher)
     return settings
 
 
 def train_attacker(c: AttackConfig, run: RunDir, section: str, models: dict[str, nn.Module],
-                   progress: bool = True) -> nn.Module:
-    """A meta-attacker meta-trained with the ``meta`` or ``lazy`` settings (cached)."""
+                   progress: bool = True) -> tuple[nn.Module, dict]:
+    """A meta-attacker meta-trained with section ``meta``, ``lazy`` or ``long`` of the config, or the untrained
+    one (cached), and the diagnostics of its unadapted prediction on the held-out target.
+
+    Every meta-attacker starts from the same initialisation (drawn from the seed), which is the untrained
+    attacker itself, and draws the same support and query images: the rows differ only in meta-training.
+    """
     key = {"zoo": _zoo_key(c), "whitebox": c.whitebox, "gradient_images": c.data.gradient_images,
-           "width_divisor": c.attacker_width_divisor, "settings": _attacker_settings(c, section), "seed": c.seed}
+           "settings": _attacker_settings(c, section), "seed": c.seed}
     directory = run.stage("attackers", key)
-    model = meta_attacker(c.data.dataset, c.attacker_width_divisor).to(pick_device(c.device))
-    path = directory / "attacker.safetensors"
-    if path.exists():
-        model.load_state_dict(load_weights(path, "meta-attacker")[0])
-        return model
     torch.manual_seed(c.seed)
-    tasks = gradient_tasks(c, models)
-    history = meta_train(model, tasks, getattr(c, section), torch.Generator().manual_seed(c.seed), progress,
-                         c.teacher)
+    model = meta_attacker(c.data.dataset, c.attacker_width_divisor, c.attacker).to(pick_device(c.device))
+    path, heldout = directory / "attacker.safetensors", directory / "heldout.json"
+    if path.exists() and heldout.exists():
+        model.load_state_dict(load_weights(path, "meta-attacker")[0])
+        return model, json.loads(heldout.read_text())
+    history = []
+    if section != UNTRAINED:
+        history = meta_train(model, gradient_tasks(c, models), getattr(c, section),
+                             torch.Generator().manual_seed(c.seed), progress, c.teacher)
     target = models[c.target]
     held, held_labels = attack_set(c, target, HELD_OUT_IMAGES)
-    held_out = GradientTask(held, input_gradients(target, held, held_labels))
+    diagnostics = diagnose(model, GradientTask(held, input_gradients(target, held, held_labels)), c.attack.coordinates)
+    gammas = [h["gamma"] for h in history if "gamma" in h]
+    if gammas:
+        diagnostics["gamma"] = sum(gammas) / len(gammas)
     write_text(directory / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-    write_text(directory / "heldout.json", json.dumps({"target_gradient_mse": prediction_mse(model, held_out)}))
     save_weights(path, model.state_dict())
-    return model
+    write_text(heldout, json.dumps(diagnostics))
+    return model, diagnostics
 
 
 def run_attacks(c: AttackConfig, run: RunDir, models: dict[str, nn.Module],
@@ -106,14 +123,14 @@ def run_attacks(c: AttackConfig, run: RunDir, models: dict[str, nn.Module],
     """Every method on the same images (cached per method and settings); per-image results."""
     target = models[c.target]
     images, labels = attack_set(c, target)
-    offsets = torch.randint(0, 9, labels.shape, generator=torch.Generator().manual_seed(c.seed))
-    targets = (labels + 1 + offsets.to(labels.device)) % 10
+    targets = target_classes(labels)
     results = {}
     for name in c.methods:
         method, section = METHODS[name]
         key = {"zoo": _zoo_key(c), "target": c.target, "attack_images": c.data.attack_images, "method": name,
                "attack": dataclasses.asdict(c.attack), "seed": c.seed,
-               "attacker": None if section is None else _attacker_settings(c, section)}
+               "attacker": None if section is None else _attacker_settings(c, section),
+               "targets": TARGET_RULE if c.attack.targeted else None}
         path = run.stage("attacks", key) / "result.json"
         if not path.exists():
             if progress:
@@ -126,8 +143,10 @@ def run_attacks(c: AttackConfig, run: RunDir, models: dict[str, nn.Module],
     return results
 
 
-def train(c: AttackConfig, run_dir: str | Path, until: str = "report", progress: bool = True) -> dict:
-    """Run the stages up to ``until`` (reusing cached ones); returns the summary of what was attacked."""
+def train(c: AttackConfig, run_dir: str | Path, until: str = "report", progress: bool = True,
+          per_image: bool = False) -> dict:
+    """Run the stages up to ``until`` (reusing cached ones); returns the summary of what was attacked (with
+    each method's per-image success, L2 and queries under ``per_image`` when asked, for paired comparisons)."""
     validate(c)
     if until not in UNTIL:
         raise ValueError(f"until must be one of {UNTIL}, got {until!r}")
@@ -137,11 +156,16 @@ def train(c: AttackConfig, run_dir: str | Path, until: str = "report", progress:
         if until == "zoo":
             return {}
         sections = {name: METHODS[name][1] for name in c.methods if METHODS[name][1] is not None}
-        attackers = {name: train_attacker(c, run, section, models, progress) for name, section in sections.items()}
+        trained = {name: train_attacker(c, run, section, models, progress) for name, section in sections.items()}
         if until == "attackers":
             return {}
-        results = run_attacks(c, run, models, attackers, progress)
+        results = run_attacks(c, run, models, {name: model for name, (model, _) in trained.items()}, progress)
         report = {name: summary(r) for name, r in results.items()}
+        for name, (_, diagnostics) in trained.items():
+            report[name]["diagnostics"] = diagnostics
+        if per_image:
+            for name, r in results.items():
+                report[name]["per_image"] = {k: r[k] for k in ("success", "l2", "queries")}
         kind = "targeted" if c.attack.targeted else "untargeted"
         run.write_json(RESULTS, report)
         write_text(run.file("table.md"), table(results))

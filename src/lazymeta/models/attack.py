@@ -3,8 +3,8 @@
 MNIST: LeNet-5 and three small convnets (``net4`` is the held-out black-box target by default).
 CIFAR-10: VGG-style nets built from the standard VGG layer lists, with a width divisor so that a CPU run
 can shrink them, and a ResNet-style held-out target. The meta-attacker maps an image to a gradient
-map of the same shape: a conv encoder and a transposed-conv decoder, batch norm and ReLU after every
-layer but the last.
+map of the same shape: a conv encoder and a transposed-conv decoder, the reference's layer lists or our
+lighter preset.
 """
 from __future__ import annotations
 
@@ -129,45 +129,73 @@ def build_classifier(name: str, width_divisor: int = 1) -> nn.Module:
     return CLASSIFIERS[name](width_divisor)
 
 
-def _block(conv: nn.Module, channels: int) -> nn.Sequential:
-    # Batch statistics only, no running buffers: the network is a pure function of its parameters, so
-    # the lazy teacher can vmap over candidate parameter sets and each attacked image normalises itself.
-    return nn.Sequential(conv, nn.BatchNorm2d(channels, track_running_stats=False), nn.ReLU())
+Layer = tuple[int, int, int, int]  # (output channels, kernel, stride, padding)
 
 
 class MetaAttacker(nn.Module):
-    """Image -> predicted (std-normalised) gradient map of the attack loss.
+    """Image -> predicted (std-normalised) gradient map of the attack loss: an encoder of convolutions, a
+    decoder of transposed convolutions, the last mapping back to ``in_channels`` with no normalisation.
 
-    The encoder is 3x3 convs, the last one 4x4 with stride 2; the decoder mirrors it with transposed
-    convs, ending with ``in_channels`` maps and no normalisation (Du et al. 2020, dydjw9/MetaAttack_ICLR2020).
-    MNIST: encoder (16, 32, 64, 64), decoder (32, 16, 8); CIFAR-10: (32, 64, 128, 256), (128, 64, 32).
+    Batch norm uses batch statistics only, no running buffers: the network is a pure function of its
+    parameters, so the lazy teacher can vmap over candidate parameter sets and each attacked image
+    normalises itself. ``relu_first`` orders each block conv -> ReLU -> BN (the reference's layer lists)
+    rather than conv -> BN -> ReLU; ``kaiming`` draws the weights as the reference's learner does
+    (Kaiming-normal, zero biases) instead of PyTorch's default.
     """
 
-    def __init__(self, in_channels: int = 1, encoder: Sequence[int] = (16, 32, 64, 64),
-                 decoder: Sequence[int] = (32, 16, 8)):
+    def __init__(self, in_channels: int, encoder: Sequence[Layer], decoder: Sequence[Layer],
+                 relu_first: bool = False, kaiming: bool = False):
         super().__init__()
-        layers, channels = [], in_channels
-        for i, width in enumerate(encoder):
-            last = i == len(encoder) - 1
-            layers.append(_block(nn.Conv2d(channels, width, 4 if last else 3, 2 if last else 1, 1), width))
-            channels = width
-        for i, width in enumerate(decoder):
-            first = i == 0
-            layers.append(_block(nn.ConvTranspose2d(channels, width, 4 if first else 3, 2 if first else 1, 1), width))
-            channels = width
-        self.body = nn.Sequential(*layers)
-        self.out = nn.ConvTranspose2d(channels, in_channels, 3, 1, 1)
+        blocks, channels = [], in_channels
+        for layers, conv in ((encoder, nn.Conv2d), (decoder[:-1], nn.ConvTranspose2d)):
+            for width, kernel, stride, padding in layers:
+                norm = nn.BatchNorm2d(width, track_running_stats=False)
+                act = [nn.ReLU(), norm] if relu_first else [norm, nn.ReLU()]
+                blocks.append(nn.Sequential(conv(channels, width, kernel, stride, padding), *act))
+                channels = width
+        self.body = nn.Sequential(*blocks)
+        width, kernel, stride, padding = decoder[-1]
+        self.out = nn.ConvTranspose2d(channels, width, kernel, stride, padding)
+        if kaiming:
+            for module in self.modules():
+                if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                    nn.init.kaiming_normal_(module.weight)
+                    nn.init.zeros_(module.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.out(self.body(x))
 
 
-ATTACKER_WIDTHS = {"mnist": (1, (16, 32, 64, 64), (32, 16, 8)), "cifar10": (3, (32, 64, 128, 256), (128, 64, 32))}
+# The reference's layer lists (dydjw9/MetaAttack_ICLR2020, meta_training/*/mnist_train.py and cifar_train.py):
+# a 3x3 convolution, three stride-2 4x4 downsampling convolutions, their transposes and a 3x3 transposed
+# convolution back to the image's channels; ReLU then BN after every layer but the last.
+REFERENCE = {
+    "mnist": (1, [(16, 3, 1, 1), (32, 4, 2, 1), (64, 4, 2, 1), (64, 4, 2, 1)],
+              [(32, 3, 2, 0), (16, 4, 2, 1), (8, 4, 2, 1), (1, 3, 1, 1)]),
+    "cifar10": (3, [(32, 3, 1, 1), (64, 4, 2, 1), (128, 4, 2, 1), (256, 4, 2, 1)],
+                [(128, 4, 2, 1), (64, 4, 2, 1), (32, 4, 2, 1), (3, 3, 1, 1)]),
+}
+# Ours, a lighter CPU preset: 3x3 convolutions at full resolution and a single stride-2 4x4 one (and its
+# transpose), BN then ReLU, PyTorch's default initialisation.
+OURS = {
+    "mnist": (1, [(16, 3, 1, 1), (32, 3, 1, 1), (64, 3, 1, 1), (64, 4, 2, 1)],
+              [(32, 4, 2, 1), (16, 3, 1, 1), (8, 3, 1, 1), (1, 3, 1, 1)]),
+    "cifar10": (3, [(32, 3, 1, 1), (64, 3, 1, 1), (128, 3, 1, 1), (256, 4, 2, 1)],
+                [(128, 4, 2, 1), (64, 3, 1, 1), (32, 3, 1, 1), (3, 3, 1, 1)]),
+}
+ARCHITECTURES = {"reference": REFERENCE, "ours": OURS}
 
 
-def meta_attacker(dataset: str, width_divisor: int = 1) -> MetaAttacker:
-    """The reference meta-attacker for ``mnist`` or ``cifar10``, every width divided by ``width_divisor``."""
-    if dataset not in ATTACKER_WIDTHS:
-        raise ValueError(f"no meta-attacker for dataset {dataset!r}; choose one of {sorted(ATTACKER_WIDTHS)}")
-    channels, encoder, decoder = ATTACKER_WIDTHS[dataset]
-    return MetaAttacker(channels, *([max(2, w // width_divisor) for w in widths] for widths in (encoder, decoder)))
+def meta_attacker(dataset: str, width_divisor: int = 1, architecture: str = "reference") -> MetaAttacker:
+    """The ``reference`` (Du et al. 2020) or ``ours`` meta-attacker for ``mnist`` or ``cifar10``, every hidden
+    width divided by ``width_divisor``."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown meta-attacker architecture {architecture!r}; choose one of {sorted(ARCHITECTURES)}")
+    table = ARCHITECTURES[architecture]
+    if dataset not in table:
+        raise ValueError(f"no meta-attacker for dataset {dataset!r}; choose one of {sorted(table)}")
+    channels, encoder, decoder = table[dataset]
+    narrow = lambda layers: [(max(2, w // width_divisor), *rest) for w, *rest in layers]
+    reference = architecture == "reference"
+    return MetaAttacker(channels, narrow(encoder), [*narrow(decoder[:-1]), decoder[-1]], relu_first=reference,
+                        kaiming=reference)

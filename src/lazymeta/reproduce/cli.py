@@ -21,6 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction, command: str = "reproduce
     p.add_argument("--out", help="directory of the runs and the report (default: runs/reproduce/<name>-<scale>)")
     p.add_argument("--jobs", type=int, help="runs at a time, one op thread each (default: the CPU count; 1 runs "
                                             "them in this process)")
+    p.add_argument("--report-only", action="store_true",
+                   help="start no run: write the report from the runs that have finished (e.g. of a stopped reproduction)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -30,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from lazymeta.reproduce.entries import reproduce
 
     out = Path(args.out or f"runs/reproduce/{args.name}-{args.scale}")
-    report = reproduce(args.name, args.scale, args.seeds, args.data_root, out, args.jobs, progress=not args.quiet)
+    report = reproduce(args.name, args.scale, args.seeds, args.data_root, out, args.jobs, progress=not args.quiet,
+                       report_only=args.report_only)
     print((out / "report.md").read_text(), end="")
     return 0 if report else 1

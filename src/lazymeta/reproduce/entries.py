@@ -6,15 +6,16 @@ import time
 from pathlib import Path
 
 from lazymeta.infra.errors import ConfigError
-from lazymeta.reproduce import fewshot, longtail
+from lazymeta.reproduce import attack, fewshot, longtail
 from lazymeta.reproduce.memory import memory
 from lazymeta.reproduce.report import write
-from lazymeta.reproduce.runner import execute
+from lazymeta.reproduce.runner import execute, finished
 from lazymeta.reproduce.spec import SCALES, Entry
 
 ENTRIES: dict[str, Entry] = {
     **fewshot.ENTRIES,
     **longtail.ENTRIES,
+    **attack.ENTRIES,
     "memory": Entry("memory", "Memory and time of a meta-step against k (Table A.4)", memory),
 }
 # report tables: label -> results field
@@ -22,12 +23,13 @@ FEWSHOT_METRICS = {"accuracy, transductive BN (%)": "accuracy", "accuracy, suppo
 MEMORY_METRICS = {"peak memory of a meta-step (MB)": "peak_mb", "time of a meta-step (ms)": "ms"}
 LEAP_METRICS = {**FEWSHOT_METRICS, "fraction of tasks at the lowest γ": "leap_edges.low",
                 "fraction of tasks at the highest γ": "leap_edges.high"}
-METRICS = {"memory": MEMORY_METRICS, "leap-reading": LEAP_METRICS, **longtail.METRICS}  # else FEWSHOT_METRICS
+METRICS = {"memory": MEMORY_METRICS, "leap-reading": LEAP_METRICS, **longtail.METRICS, **attack.METRICS}  # else FEWSHOT_METRICS
 
 
 def reproduce(name: str, scale: str, seeds: int, data_root: str | None, out: Path, jobs: int | None = None,
-              progress: bool = True) -> dict:
-    """Run (or continue) entry ``name`` at ``scale`` into ``out`` and write its report; returns the report."""
+              progress: bool = True, report_only: bool = False) -> dict:
+    """Run (or continue) entry ``name`` at ``scale`` into ``out`` and write its report; returns the report.
+    ``report_only`` starts no run: the report covers the runs that have finished."""
     if name not in ENTRIES:
         raise ConfigError(f"unknown entry {name!r}; choose one of {sorted(ENTRIES)}")
     if scale not in SCALES:
@@ -40,6 +42,7 @@ def reproduce(name: str, scale: str, seeds: int, data_root: str | None, out: Pat
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     began = time.perf_counter()
-    results = execute(out, plan.runs, jobs, progress)
+    results = ({run.key: finished(out, run) for run in plan.runs} if report_only
+               else execute(out, plan.runs, jobs, progress))
     metrics = METRICS.get(name, FEWSHOT_METRICS)
     return write(out, name, entry.title, scale, plan, results, metrics, (time.perf_counter() - began) / 60)

@@ -31,18 +31,44 @@ def cells(plan: Plan, results: dict[str, dict], metric: str) -> dict[tuple[str, 
     return out
 
 
-def claim_lines(plan: Plan, grid: dict[tuple[str, str], dict[int, float]], scale: str) -> list[dict]:
-    """One dict per claim: the paired difference over the seeds both rows ran, its CI and the verdict."""
+def claim_lines(plan: Plan, grid: dict[tuple[str, str], dict[int, float]], scale: str,
+                results: dict[str, dict] | None = None) -> list[dict]:
+    """One dict per claim: the paired difference over the seeds both rows ran (or over their units, for a
+    ``per_unit`` claim, from the runs' ``results``), its CI and the verdict (always inconclusive at smoke
+    scale, whose numbers mean nothing)."""
     lines = []
-    sign = -1 if plan.lower_is_better else 1
     for claim in plan.claims:
-        better = grid.get((claim.better, claim.column), {})
-        worse = grid.get((claim.worse, claim.worse_column or claim.column), {})
-        seeds = sorted(set(better) & set(worse))
-        mean, ci = mean_ci([better[s] - worse[s] for s in seeds])
-        lines.append({"claim": claim.text, "paper": claim.paper, "ours": mean, "ci95": ci, "seeds": len(seeds),
-                      "scale": scale, "verdict": verdict(mean, ci, sign)})
+        lower = plan.lower_is_better if claim.lower_is_better is None else claim.lower_is_better
+        if claim.per_unit:
+            differences, seeds = _unit_differences(plan, claim, results or {})
+        else:
+            better = grid.get((claim.better, claim.column), {})
+            worse = grid.get((claim.worse, claim.worse_column or claim.column), {})
+            seeds = sorted(set(better) & set(worse))
+            differences = [better[s] - worse[s] for s in seeds]
+        mean, ci = mean_ci(differences)
+        line = {"claim": claim.text, "paper": claim.paper, "ours": mean, "ci95": ci, "seeds": len(seeds),
+                "scale": scale, "verdict": "inconclusive" if scale == "smoke" else verdict(mean, ci, -1 if lower else 1)}
+        if claim.per_unit:
+            line["units"] = len(differences)
+        lines.append(line)
     return lines
+
+
+def _unit_differences(plan: Plan, claim, results: dict[str, dict]) -> tuple[list[float], list[int]]:
+    """Per-unit differences ``better − worse`` pooled over the seeds both rows ran."""
+    runs = {(run.row, run.column, run.seed): results.get(run.key) for run in plan.runs}
+    differences, seeds = [], []
+    for (row, column, seed), better in runs.items():
+        worse = runs.get((claim.worse, claim.worse_column or claim.column, seed))
+        if row != claim.better or column != claim.column or better is None or worse is None:
+            continue
+        seeds.append(seed)
+        a, b = better["per_image"], worse["per_image"]
+        keep = [True] * len(a[claim.per_unit]) if claim.units_where is None else [
+            x and y for x, y in zip(a[claim.units_where], b[claim.units_where])]
+        differences += [float(x) - float(y) for x, y, k in zip(a[claim.per_unit], b[claim.per_unit], keep) if k]
+    return differences, seeds
 
 
 def _cell(values: dict[int, float]) -> str:
@@ -78,7 +104,8 @@ def _signed(x: float) -> str:
 def claim_text(line: dict) -> str:
     ci = "" if math.isnan(line["ci95"]) else f" ± {line['ci95']:.2f}"
     seeds = f"{line['seeds']} seed" + ("s" if line["seeds"] != 1 else "")
-    return (f"- {line['claim']}: paper {_signed(line['paper'])}; here {_signed(line['ours'])}{ci} "
+    units = f" over {line['units']} paired images" if "units" in line else ""
+    return (f"- {line['claim']}: paper {_signed(line['paper'])}; here {_signed(line['ours'])}{ci}{units} "
             f"({seeds}, {line['scale']} scale): {line['verdict']}")
 
 
@@ -87,7 +114,7 @@ def write(out: Path, name: str, title: str, scale: str, plan: Plan, results: dic
     """``report.md``, ``report.json`` and, for a figure, ``plot.png`` in ``out``; returns the report."""
     grids = {label: cells(plan, results, metric) for label, metric in metrics.items()}
     main = next(iter(grids.values()))
-    lines = claim_lines(plan, main, scale)
+    lines = claim_lines(plan, main, scale, results)
     md = [f"# {title}: {name}, {scale} scale", ""]
     if scale != "paper":
         md += [f"**{scale} scale, not the paper's setting.** " + (
@@ -104,12 +131,17 @@ def write(out: Path, name: str, title: str, scale: str, plan: Plan, results: dic
     report = {"name": name, "title": title, "scale": scale, "notes": plan.notes, "claims": lines,
               "tables": {label: {f"{row} | {column}": values for (row, column), values in grid.items()}
                          for label, grid in grids.items()},
-              "runs": {key: r for key, r in results.items()}}
+              "runs": {key: _without_units(r) for key, r in results.items()}}
     write_text(out / "report.md", "\n".join(md) + "\n")
     write_json(out / "report.json", _jsonable(report))
     if plan.x_axis:
         plot(plan, main, out / "plot.png", f"{title} ({scale} scale)", next(iter(metrics)))
     return report
+
+
+def _without_units(results: dict | None) -> dict | None:
+    """A run's results without its per-unit lists (they stay in the run's own directory)."""
+    return results if results is None else {k: v for k, v in results.items() if k != "per_image"}
 
 
 def _jsonable(value):

@@ -37,7 +37,8 @@ def execute(out: Path, runs: list[Run], jobs: int = 1, progress: bool = True) ->
 
     ``jobs`` > 1 runs that many at a time, each in a ``lazymeta`` process with one op thread (unless
     OMP_NUM_THREADS says otherwise); ``jobs == 1`` runs them one by one in this process. Measurements of
-    time (``measure`` runs) always run alone, one after the other, in this process.
+    time (``measure`` runs) and attack runs (which share their zoo and meta-attackers, see
+    :func:`attack_dir`) always run alone, one after the other, in this process.
     """
     pending = [r for r in runs if finished(out, r) is None]
     if progress:
@@ -46,13 +47,13 @@ def execute(out: Path, runs: list[Run], jobs: int = 1, progress: bool = True) ->
 
     def one(run: Run) -> None:
         began = time.perf_counter()
-        (_in_process if jobs == 1 or run.app == "measure" else _subprocess)(out, run)
+        (_in_process if jobs == 1 or run.app in ALONE else _subprocess)(out, run)
         done["count"] += 1
         if progress:
             print(f"reproduce: [{done['count']}/{len(pending)}] {run.key} finished in "
                   f"{(time.perf_counter() - began) / 60:.1f} min", flush=True)
 
-    alone = [r for r in pending if jobs == 1 or r.app == "measure"]
+    alone = [r for r in pending if jobs == 1 or r.app in ALONE]
     if len(alone) < len(pending):
         with ThreadPoolExecutor(jobs) as pool:
             list(pool.map(one, [r for r in pending if r not in alone]))
@@ -63,6 +64,14 @@ def execute(out: Path, runs: list[Run], jobs: int = 1, progress: bool = True) ->
 
 # application -> its ``lazymeta`` command (a run in a subprocess)
 COMMANDS = {"fewshot": "train", "longtail": "longtail"}
+ALONE = ("measure", "attack")  # applications whose runs always run in this process, one after the other
+
+
+def attack_dir(out: Path, dataset: str, seed: int) -> Path:
+    """The ``lazymeta attack`` run directory that every attack run of ``dataset`` and ``seed`` shares: its
+    stages are cached by their settings, so the zoo and meta-attackers are trained once for all rows and
+    for the untargeted and targeted columns."""
+    return out / "attack" / f"{dataset}-s{seed}"
 
 
 def _in_process(out: Path, run: Run) -> None:
@@ -86,8 +95,18 @@ def _in_process(out: Path, run: Run) -> None:
 
         train_longtail(update(LongtailConfig(), run.config, f"reproduce run {run.key}"), directory, resume=resume,
                        progress=False)
+    elif run.app == "attack":
+        from lazymeta.attack.config import AttackConfig
+        from lazymeta.attack.train import train as train_attack
+
+        config = update(AttackConfig(), run.config, f"reproduce run {run.key}")
+        (method,) = config.methods
+        report = train_attack(config, attack_dir(out, config.data.dataset, config.seed), progress=False,
+                              per_image=True)
+        write_json(directory / RESULTS, report[method])
     else:
-        raise ValueError(f"unknown application {run.app!r} of run {run.key}; known: measure, {', '.join(COMMANDS)}")
+        raise ValueError(f"unknown application {run.app!r} of run {run.key}; known: {', '.join(ALONE)}, "
+                         f"{', '.join(COMMANDS)}")
 
 
 def _subprocess(out: Path, run: Run) -> None:

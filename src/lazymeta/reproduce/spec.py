@@ -24,7 +24,11 @@ class Run:
 class Claim:
     """A claim of the paper: row ``better`` beats row ``worse`` in ``column`` (or ``worse`` in
     ``worse_column``); the effect is their paired difference over seeds. ``paper`` is the paper's effect
-    where its number is known, else None."""
+    where its number is known, else None.
+
+    ``per_unit`` pairs them over units within each run instead (e.g. the images both rows attacked): the
+    results field holding one value per unit, restricted to the units where the boolean list
+    ``units_where`` holds for both; ``lower_is_better`` overrides the plan's direction."""
 
     text: str
     better: str
@@ -32,6 +36,9 @@ class Claim:
     column: str
     paper: float | None = None
     worse_column: str | None = None
+    per_unit: str | None = None
+    units_where: str | None = None
+    lower_is_better: bool | None = None
 
 
 @dataclass
