@@ -105,7 +105,7 @@ def validate(config: FewShotConfig) -> FewShotConfig:
         raise ConfigError(f"algorithm.name: {err}") from None
     if config.data.rotations is None:
         config.data.rotations = [0, 90, 180, 270] if config.data.dataset == "omniglot" else [0]
-    reptile = algorithm.outer == "reptile"
+    reptile = algorithm.reptile_like
     optim, a, e = config.optim, config.algorithm, config.episodes
     optim.name = optim.name or ("sgd" if reptile else "adam")
     optim.lr = optim.lr if optim.lr is not None else (1.0 if reptile else 1e-3)
@@ -125,7 +125,7 @@ def validate(config: FewShotConfig) -> FewShotConfig:
         (config.model.pool in POOLS and (config.model.pool == "max" or config.model.name == "conv4"),
          f"model.pool must be one of {POOLS} (stride: conv4 only), got {config.model.pool!r}"),
         (a.inner in STUDENTS, f"algorithm.inner must be one of {sorted(STUDENTS)}, got {a.inner!r}"),
-        (a.inner == "sgd" or algorithm.tie != "chain", f"algorithm.inner={a.inner} is first-order: second-order "
+        (a.inner == "sgd" or not algorithm.second_order, f"algorithm.inner={a.inner} is first-order: second-order "
                                                        f"{a.name} needs inner: sgd"),
         (len(a.inner_betas) == 2 and all(0 <= b < 1 for b in a.inner_betas),
          f"algorithm.inner_betas must be two values in [0, 1), got {a.inner_betas}"),
