@@ -136,5 +136,6 @@ def test_lazy_reptile_target_is_the_leap_not_the_student():
 
 
 def test_every_named_algorithm_is_a_distinct_composition():
-    pairs = {(a.tie, a.outer) for a in ALGORITHMS.values()}
-    assert len(pairs) == len(ALGORITHMS) == 5
+    combinations = {(a.tie, a.outer, a.inner) for a in ALGORITHMS.values()}
+    assert len(combinations) == len(ALGORITHMS)
+    assert {"maml", "fomaml", "reptile", "lazy-maml", "lazy-reptile"} <= set(ALGORITHMS)

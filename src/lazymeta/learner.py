@@ -1,4 +1,8 @@
-"""MetaLearner: meta-training steps over a meta-batch of classification tasks, and test-time adaptation."""
+"""MetaLearner: meta-training steps over a meta-batch of tasks, and test-time adaptation.
+
+The task loss and metric are an :class:`Objective` (classification by default); the meta-parameters are the
+model's weights and the student's own (Meta-SGD's rates, Meta-Curvature's factors), trained together.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 import torch.distributed as dist
@@ -16,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import vmap
 
-from lazymeta.algorithms import Algorithm, get_algorithm
+from lazymeta.algorithms import Algorithm, Entropy, get_algorithm
 from lazymeta.batchnorm import BN_MODES, forward_with_support_statistics
 from lazymeta.params import Params, detach, functional, params_of, unflat
 from lazymeta.student import Student
@@ -41,6 +45,49 @@ class NonFiniteLossError(FloatingPointError):
         where = f"in task {task} of the meta-batch" if task is not None else "in another rank's task"
         super().__init__(f"non-finite validation loss {loss} {where}; lower the inner or meta learning rate")
         self.task = task
+
+
+class TaskLosses(NamedTuple):
+    """What the algorithms see of one task (or of a batch of tasks, with a leading task dimension): the
+    student's training loss, the validation (loss, accuracy) metric and, where the objective has one,
+    the mean entropy of the predictions on D_tr (TAML's term)."""
+
+    train: Callable[[Params], Tensor]
+    metric: Metric
+    entropy: Entropy | None = None
+
+
+class Objective(Protocol):
+    """A task loss and metric: how a :class:`Task`'s tensors become :class:`TaskLosses`."""
+
+    def losses(self, forward: Callable[[Params, Tensor], Tensor], task: Task) -> TaskLosses:
+        """One task's."""
+
+    def batched_losses(self, forward: Callable[[Params, Tensor], Tensor], tasks: Task) -> TaskLosses:
+        """T tasks' stacked along a leading dimension, for parameters with a leading task dimension: the
+        training losses summed (each task's gradient is that of its own loss), metric and entropy per task."""
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Cross-entropy and accuracy on the first ``ways`` logits (the default objective)."""
+
+    ways: int
+
+    def losses(self, forward: Callable[[Params, Tensor], Tensor], task: Task) -> TaskLosses:
+        train_loss, metric = classification_losses(forward, self.ways, *task)
+        return TaskLosses(train_loss, metric, lambda p: _entropy(forward(p, task.train_x)[:, :self.ways]))
+
+    def batched_losses(self, forward: Callable[[Params, Tensor], Tensor], tasks: Task) -> TaskLosses:
+        train_loss, metric = batched_classification_losses(forward, self.ways, *tasks)
+        return TaskLosses(train_loss, metric,
+                          lambda p: vmap(lambda q, x: _entropy(forward(q, x)[:, :self.ways]))(p, tasks.train_x))
+
+
+def _entropy(logits: Tensor) -> Tensor:
+    """The mean entropy of the softmax predictions."""
+    log_p = F.log_softmax(logits, -1)
+    return -(log_p.exp() * log_p).sum(-1).mean()
 
 
 def _episode_losses(forward: Callable[[Params, Tensor], Tensor], ways: int
@@ -108,11 +155,14 @@ class MetaLearner:
     """A meta-model θ (an ordinary ``nn.Module``) trained by one of the algorithms of :mod:`lazymeta.algorithms`.
 
     Args:
-        model: the backbone; its head size is the largest number of ways it can adapt to. A model
-            with a ``channels_last`` attribute (Conv4) gets the layout that is faster for the algorithm:
-            NHWC for first-order inner loops, NCHW for second-order MAML.
-        algorithm: ``maml``, ``fomaml``, ``reptile``, ``lazy-maml`` or ``lazy-reptile`` (or an Algorithm).
-        student: the inner loop used in meta-training.
+        model: the backbone; for classification its head size is the largest number of ways it can
+            adapt to. A model with a ``channels_last`` attribute (Conv4) gets the layout that is faster
+            for the algorithm: NHWC for first-order inner loops, NCHW for second-order ones.
+        algorithm: a name of :data:`~lazymeta.algorithms.ALGORITHMS` (``lazy-maml``, ``maml``, ``imaml``,
+            ...) or an Algorithm.
+        student: the inner loop used in meta-training (an algorithm with its own inner rule, Meta-SGD's
+            say, runs that rule with this student's k, lr and b). Its meta-parameters, if any, are
+            :attr:`meta` and join the meta-optimizer's parameters as a group of their own.
         teacher: the lazy teacher (lazy algorithms only).
         meta_optimizer: updates θ; its gradient is the mean over the meta-batch of each task's contribution.
         test_leap: for lazy algorithms, how the task model is chosen at test time, when the query
@@ -134,12 +184,13 @@ class MetaLearner:
             rounding, second-order MAML included (autograd runs outside vmap).
         clip: clamp every element of the meta-gradient to [-clip, clip] before the outer step (MAML's
             miniImageNet protocol clips at 10).
+        objective: the task loss and metric; None: :class:`Classification` over the model's head.
     """
 
     def __init__(self, model: nn.Module, algorithm: str | Algorithm, student: Student,
                  teacher: LazyTeacher | None = None, meta_optimizer: torch.optim.Optimizer | None = None,
                  test_leap: str = "student", test_steps: int | None = None, task_threads: int = 1,
-                 batch_tasks: bool | None = None, clip: float | None = None):
+                 batch_tasks: bool | None = None, clip: float | None = None, objective: Objective | None = None):
         if task_threads < 1:
             raise ValueError(f"task_threads must be >= 1, got {task_threads}")
         if batch_tasks and task_threads > 1:
@@ -149,16 +200,21 @@ class MetaLearner:
         self.model, self.task_threads, self.batch_tasks, self.clip = model, task_threads, batch_tasks, clip
         self.algorithm = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
         if hasattr(model, "channels_last"):  # a model with a layout option (Conv4): the faster one for this tie
-            model.channels_last = self.algorithm.tie != "chain"
+            model.channels_last = not self.algorithm.second_order
         if self.algorithm.lazy and teacher is None:
             teacher = LazyTeacher()
         if test_leap not in TEST_LEAPS:
             raise ValueError(f"test_leap must be one of {TEST_LEAPS}, got {test_leap!r}")
-        self.student, self.teacher, self.test_leap = student, teacher, test_leap
+        self.student, self.teacher, self.test_leap = self.algorithm.student(student), teacher, test_leap
         self.test_steps = student.steps if test_steps is None else test_steps
+        # the student's own meta-parameters, trained with θ
+        self.meta = {n: nn.Parameter(t) for n, t in self.student.meta_parameters(params_of(model)).items()}
         self.optimizer = meta_optimizer or torch.optim.Adam(model.parameters(), lr=1e-3)
+        if self.meta:
+            self.optimizer.add_param_group({"params": list(self.meta.values())})
         self.forward = functional(model)
-        self.ways = _head_size(model)
+        self.ways = _head_size(model) if objective is None else None
+        self.objective = objective or Classification(self.ways)
         # Exponential moving average of the teacher's (γ, α) choices, bias-corrected by `leap_count`, and
         # how many tasks chose each γ of the grid (whether the teacher sits at an edge of its grid).
         self.leap_ema = torch.zeros(1 + student.keep_last, dtype=torch.float64)
@@ -178,7 +234,8 @@ class MetaLearner:
         flat vector (gradient sums, metric sums, task count) makes the update identical on every rank.
         """
         theta = params_of(self.model)
-        sums = [torch.zeros_like(p) for p in theta.values()]
+        every = {**theta, **self.meta}
+        sums = [torch.zeros_like(p) for p in every.values()]
         losses, accs, leaps, picks = [], [], [], []
         for grads, loss, acc, leap in self._run_tasks(theta, tasks):  # summed in task order, however run
             for s, g in zip(sums, grads):
@@ -203,7 +260,7 @@ class MetaLearner:
         grads = grads / count
         if self.clip is not None:
             grads.clamp_(-self.clip, self.clip)
-        for p, g in zip(theta.values(), unflat(grads, theta).values()):
+        for p, g in zip(every.values(), unflat(grads, every).values()):
             p.grad = g  # views into one fresh buffer: no copy needed
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -218,23 +275,32 @@ class MetaLearner:
                      ) -> tuple[list[Tensor], Tensor, Tensor, Leap | None]:
         """One task's contribution to θ's update, its validation loss and accuracy, and the teacher's leap."""
         task = Task(*(t.to(self.device) for t in task))
-        train_loss, val_metric = classification_losses(forward or self.forward, self.ways, *task)
-        adapted = self.algorithm.adapt(theta, self.student, self.teacher, train_loss, val_metric)
-        grads, (loss, acc) = self.algorithm.meta_gradient(theta, adapted, val_metric)
+        return self._contribution(theta, self.meta, self.objective.losses(forward or self.forward, task))
+
+    def _contribution(self, theta: Params, meta: Params, losses: TaskLosses
+                      ) -> tuple[list[Tensor], Tensor, Tensor, Leap | None]:
+        adapted = self.algorithm.adapt(theta, self.student, self.teacher, losses.train, losses.metric, meta)
+        grads, (loss, acc) = self.algorithm.meta_gradient(theta, adapted, losses.metric, meta, losses.entropy)
         return grads, loss, acc, adapted.leap
 
     def _batched_update(self, theta: Params, tasks: Sequence[Task]) -> tuple[list[Tensor], Tensor, Tensor, Leap | None]:
         """The summed contribution of all tasks, computed with a leading task dimension; per-task
         validation losses, accuracies and leaps."""
-        stacked = [torch.stack(parts).to(self.device) for parts in zip(*tasks)]
-        train_loss, val_metric = batched_classification_losses(self.forward, self.ways, *stacked)
-        per_task = {n: p.expand(len(tasks), *p.shape) for n, p in theta.items()}  # views: gradients flow to θ
-        adapted = self.algorithm.adapt(per_task, self.student, self.teacher, train_loss, val_metric)
-        grads, (loss, acc) = self.algorithm.meta_gradient(per_task, adapted, val_metric)
-        return [g.sum(0) for g in grads], loss, acc, adapted.leap
+        stacked = Task(*(torch.stack(parts).to(self.device) for parts in zip(*tasks)))
+
+        def per_task(params: Params) -> Params:  # views: gradients flow to the meta-parameters
+            return {n: p.expand(len(tasks), *p.shape) for n, p in params.items()}
+
+        grads, loss, acc, leap = self._contribution(per_task(theta), per_task(self.meta),
+                                                    self.objective.batched_losses(self.forward, stacked))
+        return [g.sum(0) for g in grads], loss, acc, leap
 
     def _batching(self, tasks: Sequence[Task]) -> bool:
         mismatch = _shape_mismatch(tasks)
+        if self.batch_tasks and not self.algorithm.batchable:
+            raise ValueError(f"{self.algorithm.name} runs a meta-batch's tasks one at a time: set batch_tasks=False or None")
+        if not self.algorithm.batchable:
+            return False
         if self.batch_tasks and mismatch:
             raise ValueError(f"batch_tasks needs tasks of one shape, but {mismatch}; "
                              "sample equal-sized episodes or set batch_tasks=False")
@@ -297,7 +363,7 @@ class MetaLearner:
         theta = detach(params_of(self.model))
         student = dataclasses.replace(self.student, steps=self.test_steps)
         train_loss, _ = classification_losses(self.forward, len(classes), support_x, y, support_x, y)
-        checkpoints = student.run(theta, train_loss)
+        checkpoints = student.run(theta, train_loss, meta=self.meta)
         params = checkpoints[-1]
         if self.algorithm.lazy and self.test_leap != "student":
             leap = self.mean_leap() if self.test_leap == "mean" else self._holdout_leap(theta, support_x, y)
@@ -314,15 +380,30 @@ class MetaLearner:
             raise ValueError("test_leap='holdout' needs at least 2 support examples per class")
         student = dataclasses.replace(self.student, steps=self.test_steps)
         train_loss, val_metric = classification_losses(self.forward, ways, x[keep], y[keep], x[last], y[last])
-        return self.teacher.choose(theta, student.run(theta, train_loss), val_metric)
+        return self.teacher.choose(theta, student.run(theta, train_loss, meta=self.meta), val_metric)
+
+    def meta_parameters(self) -> Params:
+        """Every meta-parameter by name: the model's, then the student's own (``rate/...``, ``curvature/...``)."""
+        return {**params_of(self.model), **self.meta}
+
+    def load_meta_parameters(self, weights: Params) -> None:
+        """Set the meta-parameters from :meth:`meta_parameters`' names (a model's own state_dict too)."""
+        missing = sorted(set(self.meta) - set(weights))
+        if missing:
+            raise ValueError(f"no values for the {self.algorithm.name} meta-parameters {missing[:3]}...")
+        with torch.no_grad():
+            for n, p in self.meta.items():
+                p.copy_(weights[n])
+        self.model.load_state_dict({n: w for n, w in weights.items() if n not in self.meta})
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "meta": {n: p.detach().clone() for n, p in self.meta.items()},
                 "leap_ema": self.leap_ema.clone(), "leap_count": self.leap_count,
                 "gamma_counts": self.gamma_counts.clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        self.load_meta_parameters({**state["model"], **state.get("meta", {})})
         self.optimizer.load_state_dict(state["optimizer"])
         self.leap_ema.copy_(state["leap_ema"])
         self.leap_count = int(state["leap_count"])

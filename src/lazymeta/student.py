@@ -3,8 +3,10 @@
 k steps of an inner rule from a start point, keeping only the last b checkpoints. Every step is detached,
 so memory does not grow with k, unless the tie asks for the graph (``create_graph``): then the steps stay
 differentiable in the start point (second-order MAML, memory linear in k). A student is its update rule:
-:class:`Student` (plain SGD, the paper's) and :class:`AdamStudent` (the inner Adam of Reptile's and the
-meta-attack's reference codes) share the loop.
+:class:`Student` (plain SGD, the paper's), :class:`AdamStudent` (the inner Adam of Reptile's and the
+meta-attack's reference codes), :class:`ProximalStudent` (iMAML's and Meta-MinibatchProx's proximal inner
+problem), :class:`LearnedRateStudent` (Meta-SGD) and :class:`CurvatureStudent` (Meta-Curvature) share the
+loop. The last two step with meta-parameters of their own (``meta``), which the learner trains with θ.
 """
 from __future__ import annotations
 
@@ -37,12 +39,14 @@ class Student:
             raise ValueError(f"the student needs steps >= 0, keep_last >= 1 and lr > 0, got steps={self.steps}, "
                              f"keep_last={self.keep_last}, lr={self.lr}")
 
-    def run(self, start: Params, loss_fn: Callable[[Params], Tensor], create_graph: bool = False) -> list[Params]:
+    def run(self, start: Params, loss_fn: Callable[[Params], Tensor], create_graph: bool = False,
+            meta: Params | None = None) -> list[Params]:
         """Run the inner loop on ``loss_fn`` (the task's training loss as a function of the parameters);
-        ``create_graph`` keeps every step differentiable in the start point (second-order MAML)."""
+        ``create_graph`` keeps every step differentiable in the start point (second-order MAML) and in
+        ``meta``, the rule's own meta-parameters (learned rates, curvature), if it has any."""
         phi = start if create_graph else detach(start)
         kept: deque[Params] = deque([phi], maxlen=self.keep_last)
-        state = self.init_state(phi)
+        state = self.init_state(phi, meta if create_graph or meta is None else detach(meta))
         with torch.enable_grad():
             for t in range(1, self.steps + 1):
                 if not create_graph:
@@ -52,7 +56,11 @@ class Student:
                 kept.append(phi)
         return list(kept)
 
-    def init_state(self, phi: Params) -> dict:
+    def meta_parameters(self, theta: Params) -> Params:
+        """The rule's own meta-parameters for a model with parameters θ, at their initial values (none for SGD)."""
+        return {}
+
+    def init_state(self, start: Params, meta: Params | None) -> dict:
         """The rule's state at the start point (none for SGD)."""
         return {}
 
@@ -74,14 +82,15 @@ class AdamStudent(Student):
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
 
-    def run(self, start: Params, loss_fn: Callable[[Params], Tensor], create_graph: bool = False) -> list[Params]:
+    def run(self, start: Params, loss_fn: Callable[[Params], Tensor], create_graph: bool = False,
+            meta: Params | None = None) -> list[Params]:
         if create_graph:
             raise ValueError("the Adam student is first-order only: use it with reptile, fomaml or the lazy algorithms")
-        return super().run(start, loss_fn)
+        return super().run(start, loss_fn, meta=meta)
 
-    def init_state(self, phi: Params) -> dict:
-        return {"m": {n: torch.zeros_like(p) for n, p in phi.items()},
-                "v": {n: torch.zeros_like(p) for n, p in phi.items()}}
+    def init_state(self, start: Params, meta: Params | None) -> dict:
+        return {"m": {n: torch.zeros_like(p) for n, p in start.items()},
+                "v": {n: torch.zeros_like(p) for n, p in start.items()}}
 
     def update(self, phi: Params, grads: Sequence[Tensor], t: int, state: dict, create_graph: bool) -> Params:
         b1, b2 = self.betas
@@ -92,6 +101,86 @@ class AdamStudent(Student):
                 v[n] = b2 * v[n] + (1 - b2) * g * g
             return {n: p - self.lr * (m[n] / (1 - b1 ** t)) / ((v[n] / (1 - b2 ** t)).sqrt() + self.eps)
                     for n, p in phi.items()}
+
+
+@dataclass(frozen=True)
+class ProximalStudent(Student):
+    """SGD on ``L_tr(φ) + λ/2 ||φ - θ||²``, θ the start point: the proximal inner problem of iMAML
+    (Rajeswaran et al. 2019) and Meta-MinibatchProx (Zhou et al. 2019), whose pull toward θ keeps the
+    task model near the meta-parameters however long the loop runs."""
+
+    prox_lambda: float = 2.0
+
+    def init_state(self, start: Params, meta: Params | None) -> dict:
+        return {"anchor": start}
+
+    def update(self, phi: Params, grads: Sequence[Tensor], t: int, state: dict, create_graph: bool) -> Params:
+        anchor = state["anchor"]
+        pulled = [g + self.prox_lambda * (p - anchor[n]) for (n, p), g in zip(phi.items(), grads)]
+        return super().update(phi, pulled, t, state, create_graph)
+
+
+@dataclass(frozen=True)
+class LearnedRateStudent(Student):
+    """``φ ← φ - α ⊙ ∇L_tr(φ)`` with α, one rate per weight, a meta-parameter (Meta-SGD, Li et al. 2017):
+    ``meta`` holds ``rate/<name>`` for every parameter."""
+
+    def meta_parameters(self, theta: Params) -> Params:
+        """One rate per weight, all starting at the student's ``lr``."""
+        return {f"rate/{n}": torch.full_like(p.detach(), self.lr) for n, p in theta.items()}
+
+    def init_state(self, start: Params, meta: Params | None) -> dict:
+        return {"rates": [meta[f"rate/{n}"] for n in start]}
+
+    def update(self, phi: Params, grads: Sequence[Tensor], t: int, state: dict, create_graph: bool) -> Params:
+        with torch.set_grad_enabled(create_graph):
+            return {n: p - a * g for (n, p), a, g in zip(phi.items(), state["rates"], grads)}
+
+
+_FACTORS = ("out", "in", "kernel")
+
+
+def _factor_sizes(shape: torch.Size) -> tuple[int, ...]:
+    if len(shape) == 1:
+        return (shape[0],)
+    kernel = shape[2:].numel()
+    return (shape[0], shape[1]) + ((kernel,) if kernel > 1 else ())
+
+
+def curvature_transform(grad: Tensor, factors: Sequence[Tensor]) -> Tensor:
+    """``M_o G M_i`` (and the kernel factor) of one parameter's gradient ``G``; the factors and ``grad``
+    may carry the same leading (task) dimensions."""
+    lead = grad.shape[:factors[0].dim() - 2]
+    if grad.dim() - len(lead) == 1:
+        return torch.einsum("...ab,...b->...a", factors[0], grad)
+    g = grad.reshape(*lead, grad.shape[len(lead)], grad.shape[len(lead) + 1], -1)
+    g = torch.einsum("...ab,...bis->...ais", factors[0], g)
+    g = torch.einsum("...ais,...ij->...ajs", g, factors[1])
+    if len(factors) == 3:
+        g = torch.einsum("...ais,...st->...ait", g, factors[2])
+    return g.reshape(grad.shape)
+
+
+@dataclass(frozen=True)
+class CurvatureStudent(Student):
+    """``φ ← φ - lr · M_o ∇L_tr(φ) M_i`` (Meta-Curvature, Park and Oliva 2019): Kronecker-factored
+    curvature matrices, meta-learned with θ, that rotate and scale each parameter's inner gradient;
+    ``meta`` holds them."""
+
+    def meta_parameters(self, theta: Params) -> Params:
+        """Identity factors at the start (the plain gradient): for a weight of shape (o, i, *kernel) an
+        o×o, an i×i and, for a kernel, a (kernel size)² matrix; an n×n matrix for a vector of n."""
+        return {f"curvature/{n}/{axis}": torch.eye(size, dtype=p.dtype, device=p.device)
+                for n, p in theta.items() for axis, size in zip(_FACTORS, _factor_sizes(p.shape))}
+
+    def init_state(self, start: Params, meta: Params | None) -> dict:
+        return {"factors": [[meta[f"curvature/{n}/{a}"] for a in _FACTORS if f"curvature/{n}/{a}" in meta]
+                            for n in start]}
+
+    def update(self, phi: Params, grads: Sequence[Tensor], t: int, state: dict, create_graph: bool) -> Params:
+        with torch.set_grad_enabled(create_graph):
+            return {n: p - self.lr * curvature_transform(g, f)
+                    for (n, p), g, f in zip(phi.items(), grads, state["factors"])}
 
 
 STUDENTS = {"sgd": Student, "adam": AdamStudent}

@@ -3,10 +3,14 @@ check that needs no data, before any work starts."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lazymeta.infra.config import as_dict, check
 from lazymeta.infra.errors import ConfigError
 from lazymeta.teacher import LazyTeacher
+
+if TYPE_CHECKING:
+    from lazymeta.algorithms import Algorithm
 
 
 @dataclass
@@ -49,6 +53,12 @@ class AlgorithmConfig:
     keep_last: int = 1  # b
     test_steps: int | None = None  # default: steps
     test_leap: str = "student"  # lazy algorithms only: student | mean | holdout
+    # The comparators' own settings; null: the paper's default (`lazymeta.algorithms.ALGORITHMS[name].options()`).
+    prox_lambda: float | None = None  # imaml, minibatchprox, lazy-minibatchprox: λ of the proximal term λ/2 ||φ - θ||²
+    cg_steps: int | None = None  # imaml: conjugate-gradient steps of the implicit meta-gradient
+    cg_damping: float | None = None  # imaml: δ added to the Hessian in the CG solve
+    entropy_weight: float | None = None  # taml, lazy-taml: weight of the entropy of θ's predictions
+    reduction_weight: float | None = None  # taml, lazy-taml: weight of the entropy-reduction term
 
 
 @dataclass
@@ -90,6 +100,36 @@ class FewShotConfig:
         return as_dict(self)
 
 
+ALGORITHM_OPTIONS = ("prox_lambda", "cg_steps", "cg_damping", "entropy_weight", "reduction_weight")
+
+
+def configured_algorithm(config: FewShotConfig) -> Algorithm:
+    """The algorithm of ``config.algorithm`` with the settings it gives (the others at their defaults)."""
+    from lazymeta.algorithms import get_algorithm
+
+    a = config.algorithm
+    return get_algorithm(a.name).configured(**{k: getattr(a, k) for k in ALGORITHM_OPTIONS if getattr(a, k) is not None})
+
+
+def _check_algorithm_options(config: FewShotConfig) -> None:
+    from lazymeta.algorithms import ALGORITHMS, get_algorithm
+
+    a = config.algorithm
+    own = get_algorithm(a.name).options()
+    for key in ALGORITHM_OPTIONS:
+        value = getattr(a, key)
+        if value is None:
+            continue
+        if key not in own:
+            users = [n for n, alg in ALGORITHMS.items() if key in alg.options()]
+            raise ConfigError(f"algorithm.{key}={value} does not apply to {a.name}: it is a setting of "
+                              f"{', '.join(users)}; remove it or choose one of those algorithms")
+        positive = key in ("prox_lambda", "cg_steps")
+        if (value <= 0 if positive else value < 0) or (key == "cg_steps" and int(value) != value):
+            bound = "an integer >= 1" if key == "cg_steps" else "> 0" if positive else ">= 0"
+            raise ConfigError(f"algorithm.{key} must be {bound}, got {value}; the default for {a.name} is {own[key]}")
+
+
 def validate(config: FewShotConfig) -> FewShotConfig:
     """Fill dataset- and algorithm-dependent defaults and validate what can be checked without data."""
     from lazymeta.algorithms import get_algorithm
@@ -103,9 +143,10 @@ def validate(config: FewShotConfig) -> FewShotConfig:
         algorithm = get_algorithm(config.algorithm.name)
     except ValueError as err:
         raise ConfigError(f"algorithm.name: {err}") from None
+    _check_algorithm_options(config)
     if config.data.rotations is None:
         config.data.rotations = [0, 90, 180, 270] if config.data.dataset == "omniglot" else [0]
-    reptile = algorithm.outer == "reptile"
+    reptile = algorithm.reptile_like
     optim, a, e = config.optim, config.algorithm, config.episodes
     optim.name = optim.name or ("sgd" if reptile else "adam")
     optim.lr = optim.lr if optim.lr is not None else (1.0 if reptile else 1e-3)
@@ -125,8 +166,12 @@ def validate(config: FewShotConfig) -> FewShotConfig:
         (config.model.pool in POOLS and (config.model.pool == "max" or config.model.name == "conv4"),
          f"model.pool must be one of {POOLS} (stride: conv4 only), got {config.model.pool!r}"),
         (a.inner in STUDENTS, f"algorithm.inner must be one of {sorted(STUDENTS)}, got {a.inner!r}"),
-        (a.inner == "sgd" or algorithm.tie != "chain", f"algorithm.inner={a.inner} is first-order: second-order "
+        (a.inner == "sgd" or not algorithm.second_order, f"algorithm.inner={a.inner} is first-order: second-order "
                                                        f"{a.name} needs inner: sgd"),
+        (a.inner == "sgd" or algorithm.inner is None, f"algorithm.inner={a.inner}: {a.name} runs its own inner rule "
+                                                      f"({type(algorithm.inner).__name__}); set inner: sgd"),
+        (algorithm.batchable or not config.batch_tasks, f"batch_tasks: {a.name} runs a meta-batch's tasks one at "
+                                                        "a time; set batch_tasks: null or false"),
         (len(a.inner_betas) == 2 and all(0 <= b < 1 for b in a.inner_betas),
          f"algorithm.inner_betas must be two values in [0, 1), got {a.inner_betas}"),
         (optim.clip is None or optim.clip > 0, f"optim.clip must be > 0 or null, got {optim.clip}"),

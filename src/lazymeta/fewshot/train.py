@@ -17,7 +17,7 @@ import torch
 
 from lazymeta._version import __version__
 from lazymeta.data import ImageTransform, load_split
-from lazymeta.fewshot.config import FewShotConfig, validate
+from lazymeta.fewshot.config import FewShotConfig, configured_algorithm, validate
 from lazymeta.fewshot.episodes import EpisodeSampler
 from lazymeta.fewshot.evaluate import evaluate
 from lazymeta.infra.config import update
@@ -61,7 +61,8 @@ def build_learner(config: FewShotConfig, transform: ImageTransform, device: torc
                         ways=config.episodes.ways, hidden=hidden, **options).to(device)
     optimizer_cls = torch.optim.Adam if o.name == "adam" else torch.optim.SGD
     student = build_student(a.inner, a.steps, a.inner_lr, a.keep_last, a.inner_betas)
-    learner = MetaLearner(model, a.name, student, config.teacher, optimizer_cls(model.parameters(), lr=o.lr),
+    learner = MetaLearner(model, configured_algorithm(config), student, config.teacher,
+                          optimizer_cls(model.parameters(), lr=o.lr),
                           a.test_leap, a.test_steps, task_threads, config.batch_tasks, o.clip)
     learner.transform = transform
     return learner
@@ -86,7 +87,7 @@ def _save(run: RunDir, learner: MetaLearner, iteration: int, config: FewShotConf
                 "gamma": float(leap.gamma), "alpha": leap.alpha.tolist(), "leap_ema": learner.leap_ema.tolist(),
                 "leap_count": learner.leap_count, "gamma_counts": learner.gamma_counts.tolist(),
                 "environment": _environment()}
-    save_weights(run.file(MODEL), dict(learner.model.named_parameters()),
+    save_weights(run.file(MODEL), learner.meta_parameters(),
                  {k: json.dumps(v) for k, v in metadata.items()})
 
 
@@ -101,8 +102,8 @@ def train(config: FewShotConfig, run_dir: str | Path, resume: bool = False, prog
     if config.optim.meta_batch % world.size:
         raise TrainingError(f"optim.meta_batch={config.optim.meta_batch} must be a multiple of the "
                             f"{world.size} processes")
-    if config.algorithm.name == "maml" and config.algorithm.steps > MAML_STEPS_WARNING:
-        warnings.warn(f"second-order maml keeps all k={config.algorithm.steps} student steps in its autograd graph: "
+    if configured_algorithm(config).second_order and config.algorithm.steps > MAML_STEPS_WARNING:
+        warnings.warn(f"second-order {config.algorithm.name} keeps all k={config.algorithm.steps} student steps in its autograd graph: "
                       "its memory grows linearly with k; lazy-maml and lazy-reptile run long horizons at "
                       "constant memory", GraphMemoryWarning, stacklevel=2)
     run = RunDir(run_dir, step="iteration", writer=world.main)
@@ -162,7 +163,7 @@ def load_run(run_dir: str | Path, device: str | None = "cpu") -> tuple[MetaLearn
     meta = {k: json.loads(v) for k, v in metadata.items()}
     config = update(FewShotConfig(), meta["config"], str(path))
     learner = build_learner(config, ImageTransform(**meta["transform"]), pick_device(device or config.device))
-    learner.model.load_state_dict(weights)
+    learner.load_meta_parameters(weights)
     learner.leap_ema = torch.tensor(meta["leap_ema"], dtype=torch.float64)
     learner.leap_count = int(meta["leap_count"])
     learner.gamma_counts = torch.tensor(meta["gamma_counts"], dtype=torch.float64)
