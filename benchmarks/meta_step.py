@@ -43,7 +43,7 @@ from lazymeta.params import detach, functional, params_of
 from lazymeta.infra.distributed import World, join, my_share
 
 WAYS, SHOTS, QUERIES, META_BATCH, INNER_LR = 5, 1, 15, 4, 0.4
-SECOND_ORDER_MAX_K = 20  # second-order MAML beyond this takes minutes per iteration on a CPU
+SECOND_ORDER_MAX_K = 20  # second-order rows beyond this take minutes per iteration on a CPU
 SCORING = "lazy teacher's scoring only"
 # The CPU goals of the performance issue: a lazy-MAML step costs at most FOMAML's plus 1.1x its scoring
 # forwards, and at least 3x fewer milliseconds than learn2learn's MAML with the CLI's D_val of 1 image per class.
@@ -185,16 +185,17 @@ def higher_maml(k: int, device: torch.device, model: nn.Module) -> Callable[[lis
 def implementations(k: int, device: torch.device, baseline: str, world: World, task_threads: int = 1,
                     batch_tasks: bool = False, second_order_max_k: int = SECOND_ORDER_MAX_K
                     ) -> dict[str, Callable[[], Callable]]:
+    # the second-order algorithms (maml, meta-sgd, taml, meta-curvature) only up to second_order_max_k
+    runs = [name for name, a in ALGORITHMS.items() if k <= second_order_max_k or not a.tie.second_order]
     second_order = k <= second_order_max_k
-    impls = {f"lazymeta {name}": (lambda name=name: ours(name, k, device, task_threads=task_threads))
-             for name in ALGORITHMS if name != "maml" or second_order}
+    impls = {f"lazymeta {name}": (lambda name=name: ours(name, k, device, task_threads=task_threads)) for name in runs}
     for name in ("lazy-maml", "lazy-reptile"):
         impls[f"lazymeta {name} (bf16 scoring)"] = lambda name=name: ours(name, k, device, "bfloat16", task_threads)
     impls["student loop only (sequential)"] = lambda: student_loop(k, device)
     impls[SCORING] = lambda: teacher_scoring(k, device)
     if batch_tasks:
-        for name in ALGORITHMS:
-            if name != "maml" or second_order:
+        for name in runs:
+            if ALGORITHMS[name].batchable:
                 impls[f"lazymeta {name} (batched tasks)"] = lambda name=name: ours(name, k, device, batch_tasks=True)
         impls["lazymeta lazy-maml (batched tasks, bf16 scoring)"] = lambda: ours("lazy-maml", k, device, "bfloat16",
                                                                                 batch_tasks=True)
@@ -381,7 +382,7 @@ def main() -> None:
     p.add_argument("--batch-tasks", action="store_true",
                    help="add rows for lazymeta's MetaLearner(batch_tasks=True) (tasks vmapped together)")
     p.add_argument("--second-order-max-k", type=int, default=SECOND_ORDER_MAX_K,
-                   help="largest k for the second-order MAML rows (their memory and time grow with k)")
+                   help="largest k for the second-order rows (maml, meta-sgd, taml, meta-curvature, the libraries' MAML: their memory and time grow with k)")
     p.add_argument("--baseline-model", choices=("reference", "lazymeta"), default="reference",
                    help="the Conv4 the libraries run: the usual NCHW conv-BN-ReLU-pool one, or lazymeta's")
     p.add_argument("--only", default="", help="measure only the implementations whose name matches this regex")

@@ -6,7 +6,7 @@ import torch
 from lazymeta import params as P
 from lazymeta.algorithms import ALGORITHMS, conjugate_gradient, get_algorithm
 from lazymeta.learner import Classification, MetaLearner, Task
-from lazymeta.models import build_model
+from lazymeta.models import Conv4, build_model
 from lazymeta.student import CurvatureStudent, LearnedRateStudent, ProximalStudent, Student
 from lazymeta.teacher import LazyTeacher
 from test_algorithms import Tiny, finite_difference, tiny_task
@@ -59,6 +59,44 @@ def test_imaml_cg_meta_gradient_equals_the_analytic_implicit_gradient():
     phi_star = torch.linalg.solve(a_mat + lam * eye, a_mat @ a + lam * theta["w"].detach())
     torch.testing.assert_close(adapted.params["w"].detach(), phi_star)
     torch.testing.assert_close(grad, torch.linalg.solve(eye + a_mat / lam, phi_star - c))
+
+
+def test_imaml_on_conv4_approaches_the_finite_difference_meta_gradient_as_cg_steps_grow():
+    """Conv4 with batch norm, float64. Its convolutions are scale-invariant under batch norm (curvature
+    ∝ 1/‖w‖²), so θ's convolution weights are taken 10x their initial size, where the proximal inner loop
+    converges to machine precision; the finite differences then differentiate the exact proximal solution.
+    ReLU and max-pooling make the loss piecewise smooth: the perturbation (1e-6) stays on θ's piece, which the
+    residual check at each perturbed point confirms (a larger one lands on a kink, where no solution is exact)."""
+    torch.manual_seed(0)
+    ways, lam = 3, 5.0
+    model = Conv4(1, 16, ways, hidden=2).double()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(4 * ways, 1, 16, 16, generator=g, dtype=torch.float64), torch.arange(ways).repeat(4)
+    train_loss, val_metric, _ = Classification(ways).losses(P.functional(model), Task(x[:2 * ways], y[:2 * ways],
+                                                                                      x[2 * ways:], y[2 * ways:]))
+    theta = {n: (p.detach() * (10 if n.endswith(".0.weight") else 1)).requires_grad_(True)
+             for n, p in P.params_of(model).items()}
+    student = ProximalStudent(steps=1000, lr=0.1, prox_lambda=lam)
+
+    def solution(start):
+        phi = {n: p.requires_grad_(True) for n, p in student.run(start, train_loss)[-1].items()}
+        grads = torch.autograd.grad(train_loss(phi), list(phi.values()))
+        residual = torch.cat([(gr + lam * (p - start[n])).reshape(-1) for (n, p), gr in zip(phi.items(), grads)])
+        assert residual.norm() < 1e-10  # the inner problem is solved exactly
+        return phi
+
+    v = {n: torch.randn(p.shape, generator=g, dtype=torch.float64) for n, p in theta.items()}
+    eps = 1e-6
+    fd = [float(val_metric(solution({n: p.detach() + sign * eps * v[n] for n, p in theta.items()}))[0])
+          for sign in (1, -1)]
+    directional = (fd[0] - fd[1]) / (2 * eps)
+    errors = []
+    for cg_steps in (1, 2, 5, 10):
+        alg = get_algorithm("imaml").configured(cg_steps=cg_steps, cg_damping=0.0)
+        grads, _ = alg.meta_gradient(theta, alg.adapt(theta, student, None, train_loss, val_metric), val_metric)
+        errors.append(abs(float(sum((gr * v[n]).sum() for gr, n in zip(grads, theta))) - directional))
+    assert errors == sorted(errors, reverse=True) and errors[0] > 1e-2 * abs(directional)
+    assert errors[-1] < 1e-6 * abs(directional)
 
 
 def _meta_params(student, theta, seed):

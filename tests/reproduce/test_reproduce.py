@@ -6,6 +6,7 @@ import math
 import pytest
 
 from lazymeta.cli import main
+from lazymeta.infra.errors import ConfigError
 from lazymeta.reproduce import runner
 from lazymeta.reproduce.entries import ENTRIES, reproduce
 from lazymeta.reproduce.report import claim_lines
@@ -70,6 +71,19 @@ def test_report_only_reports_the_finished_runs_and_starts_none(glyphs_root, tmp_
     assert sorted(k for k, r in report["runs"].items() if r is not None) == sorted(calls)
     total = len(ENTRIES["fig2-noniid"].plan("smoke", 1, str(glyphs_root)).runs)
     assert f"Runs: 2 of {total}" in (out / "report.md").read_text()
+
+
+def test_only_runs_the_matching_runs_and_reports_every_finished_one(glyphs_root, tmp_path, monkeypatch):
+    out, real, ran = tmp_path / "r", runner._in_process, []
+    monkeypatch.setattr(runner, "_in_process", lambda o, r: (ran.append(r.key), real(o, r)))
+    plan = ENTRIES["fig2-noniid"].plan("smoke", 1, str(glyphs_root))
+    first, second = plan.runs[3].key, plan.runs[4].key  # "non-i.i.d./...": no other key contains them
+    reproduce("fig2-noniid", "smoke", 1, str(glyphs_root), out, jobs=1, progress=False, only=first)
+    report = reproduce("fig2-noniid", "smoke", 1, str(glyphs_root), out, jobs=1, progress=False, only=second)
+    assert ran == [first, second]  # each process of a shared grid runs its own part only
+    assert sorted(k for k, r in report["runs"].items() if r is not None) == sorted([first, second])
+    with pytest.raises(ConfigError, match="--only 'nothing' matches no run of fig2-noniid"):
+        reproduce("fig2-noniid", "smoke", 1, str(glyphs_root), out, jobs=1, progress=False, only="nothing")
 
 
 def test_verdicts_come_from_the_paired_differences():

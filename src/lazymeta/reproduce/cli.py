@@ -23,6 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction, command: str = "reproduce
                                             "them in this process)")
     p.add_argument("--report-only", action="store_true",
                    help="start no run: write the report from the runs that have finished (e.g. of a stopped reproduction)")
+    p.add_argument("--only", metavar="TEXT",
+                   help="run only the runs whose key (e.g. mnist-targeted/meta/s0) contains TEXT; the report covers "
+                        "every finished run, so processes given disjoint --only share one --out")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -33,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out or f"runs/reproduce/{args.name}-{args.scale}")
     report = reproduce(args.name, args.scale, args.seeds, args.data_root, out, args.jobs, progress=not args.quiet,
-                       report_only=args.report_only)
+                       report_only=args.report_only, only=args.only)
     print((out / "report.md").read_text(), end="")
     return 0 if report else 1

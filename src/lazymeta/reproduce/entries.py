@@ -27,9 +27,10 @@ METRICS = {"memory": MEMORY_METRICS, "leap-reading": LEAP_METRICS, **longtail.ME
 
 
 def reproduce(name: str, scale: str, seeds: int, data_root: str | None, out: Path, jobs: int | None = None,
-              progress: bool = True, report_only: bool = False) -> dict:
+              progress: bool = True, report_only: bool = False, only: str | None = None) -> dict:
     """Run (or continue) entry ``name`` at ``scale`` into ``out`` and write its report; returns the report.
-    ``report_only`` starts no run: the report covers the runs that have finished."""
+    ``report_only`` starts no run, ``only`` runs just the runs whose key contains it (e.g. one dataset, so
+    that two processes can share a grid); either way the report covers every run that has finished."""
     if name not in ENTRIES:
         raise ConfigError(f"unknown entry {name!r}; choose one of {sorted(ENTRIES)}")
     if scale not in SCALES:
@@ -42,7 +43,12 @@ def reproduce(name: str, scale: str, seeds: int, data_root: str | None, out: Pat
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     began = time.perf_counter()
-    results = ({run.key: finished(out, run) for run in plan.runs} if report_only
-               else execute(out, plan.runs, jobs, progress))
+    chosen = [run for run in plan.runs if only is None or only in run.key]
+    if not chosen:
+        raise ConfigError(f"--only {only!r} matches no run of {name} at {scale} scale; run keys look like "
+                          f"{plan.runs[0].key!r}")
+    if not report_only:
+        execute(out, chosen, jobs, progress)
+    results = {run.key: finished(out, run) for run in plan.runs}
     metrics = METRICS.get(name, FEWSHOT_METRICS)
     return write(out, name, entry.title, scale, plan, results, metrics, (time.perf_counter() - began) / 60)

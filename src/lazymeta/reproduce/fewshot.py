@@ -22,7 +22,19 @@ METHODS = {
     "lazy Reptile (b=3)": {"algorithm": {"name": "lazy-reptile", "keep_last": 3}},
     "lazy MAML, leap-rate reading": {"algorithm": {"name": "lazy-maml"}, "teacher": {"reading": "leap-rate"}},
     "lazy MAML, literal reading": {"algorithm": {"name": "lazy-maml"}, "teacher": {"reading": "literal"}},
+    # the comparators, at their papers' defaults (lazymeta.algorithms)
+    "iMAML": {"algorithm": {"name": "imaml"}},
+    "Meta-SGD": {"algorithm": {"name": "meta-sgd"}},
+    "Meta-MinibatchProx": {"algorithm": {"name": "minibatchprox"}},
+    "Meta-Curvature": {"algorithm": {"name": "meta-curvature"}},
+    "TAML": {"algorithm": {"name": "taml"}},
+    "lazy TAML": {"algorithm": {"name": "lazy-taml"}},
 }
+COMPARATORS = ["iMAML", "Meta-SGD", "Meta-MinibatchProx", "Meta-Curvature"]  # the rows of Tables 2 and 3
+COMPARATOR_NOTE = ("comparators at their papers' defaults: iMAML λ = 2, 5 CG steps, damping 1; Meta-MinibatchProx "
+                   "λ = 2; TAML entropy weight 1; Meta-SGD's rates and Meta-Curvature's factors start at the plain "
+                   "student's rule; the same k, data and budget as every row; no claim lines (the paper's numbers "
+                   "are not available offline)")
 
 
 def merge(base: dict, *overrides: dict) -> dict:
@@ -110,12 +122,14 @@ def fig2_noniid(scale: str, seeds: int, data_root: str | None) -> Plan:
     s = setting(scale, "omniglot", (200, 200))
     ways, k = (5, 2) if scale == "smoke" else (20, 15)
     columns = {"i.i.d.": _task(ways, 1, k), "non-i.i.d.": _task(ways, 1, k, label_order="global")}
-    rows = ["untrained start", "MAML", "lazy MAML"]
+    rows = ["untrained start", "MAML", "lazy MAML", "TAML", "lazy TAML"]
     claims = [Claim(f"lazy MAML − MAML, {ways}-way 1-shot, {column} tasks", "lazy MAML", "MAML", column)
               for column in columns]
     notes = _notes(s) + [f"{ways}-way 1-shot, k = {k} for every method; non-i.i.d.: labels follow the global class "
                          "order (label j is the task's j-th class in dataset order), at training and test",
-                         "TAML is not in the library yet (issue 'The core opens'): its row is missing", UNAVAILABLE]
+                         "TAML and lazy TAML: the entropy-maximisation variant, entropy weight 1 (reduction term off); "
+                         "no claim lines for them (the paper's figure is not available offline)",
+                         UNAVAILABLE]
     return Plan(grid(s, data_root, rows, columns, seeds), rows, list(columns), claims, notes)
 
 
@@ -140,7 +154,7 @@ def _dataset_tables(name: str, scale: str, seeds: int, data_root: str | None, da
                     eval_episodes: int) -> Plan:
     """Tables 2 and 3: ours (lazy MAML, lazy Reptile) and the comparators the library has, per dataset and
     task, on the datasets this machine has (the others are named in the notes)."""
-    rows = ["untrained start", "MAML", "FOMAML", "Reptile", "lazy MAML (b=1)", "lazy Reptile (b=1)"]
+    rows = ["untrained start", "MAML", "FOMAML", "Reptile", "lazy MAML (b=1)", "lazy Reptile (b=1)", *COMPARATORS]
     runs, columns, notes, claims = [], [], [], []
     k = 2 if scale == "smoke" else 10
     for dataset, tasks in datasets.items():
@@ -156,9 +170,7 @@ def _dataset_tables(name: str, scale: str, seeds: int, data_root: str | None, da
             runs += grid(s, data_root, rows, {column: _task(ways, shots, k)}, seeds, prefix=_slug(dataset))
             claims += [Claim(f"{lazy} − {plain}, {column}", lazy, plain, column)
                        for lazy, plain in (("lazy MAML (b=1)", "MAML"), ("lazy Reptile (b=1)", "Reptile"))]
-    notes += [f"k = {k} student steps for every method", "iMAML, Meta-SGD, Meta-MinibatchProx, TAML and "
-              "Meta-Curvature are not in the library yet (issue 'The core opens'): their rows are missing",
-              UNAVAILABLE]
+    notes += [f"k = {k} student steps for every method", COMPARATOR_NOTE, UNAVAILABLE]
     return Plan(runs, rows, columns, claims, notes, published=PUBLISHED.get(name, {}))
 
 
