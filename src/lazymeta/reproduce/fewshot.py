@@ -29,8 +29,11 @@ METHODS = {
     "Meta-Curvature": {"algorithm": {"name": "meta-curvature"}},
     "TAML": {"algorithm": {"name": "taml"}},
     "lazy TAML": {"algorithm": {"name": "lazy-taml"}},
+    "lazy Meta-MinibatchProx": {"algorithm": {"name": "lazy-minibatchprox"}},
 }
-COMPARATORS = ["iMAML", "Meta-SGD", "Meta-MinibatchProx", "Meta-Curvature"]  # the rows of Tables 2 and 3
+# Tables 2 and 3 also run every other algorithm of the library, so that each is compared at one budget
+COMPARATORS = ["iMAML", "Meta-SGD", "Meta-MinibatchProx", "Meta-Curvature", "TAML", "lazy TAML",
+               "lazy Meta-MinibatchProx"]
 COMPARATOR_NOTE = ("comparators at their papers' defaults: iMAML λ = 2, 5 CG steps, damping 1; Meta-MinibatchProx "
                    "λ = 2; TAML entropy weight 1; Meta-SGD's rates and Meta-Curvature's factors start at the plain "
                    "student's rule; the same k, data and budget as every row; no claim lines (the paper's numbers "

@@ -8,12 +8,15 @@ from collections.abc import Callable
 
 import torch
 
+from lazymeta.algorithms import ALGORITHMS
 from lazymeta.reproduce.spec import Claim, Plan, Run
 
 WAYS, SHOTS, QUERIES, META_BATCH, INNER_LR = 5, 1, 15, 4, 0.4
 ALGORITHM_ROWS = {"MAML": "maml", "FOMAML": "fomaml", "Reptile": "reptile", "lazy MAML": "lazy-maml",
-                  "lazy Reptile": "lazy-reptile"}
-SECOND_ORDER_MAX_K = 20  # beyond this second-order MAML takes minutes per step on a CPU
+                  "lazy Reptile": "lazy-reptile", "iMAML": "imaml", "Meta-SGD": "meta-sgd",
+                  "Meta-MinibatchProx": "minibatchprox", "TAML": "taml", "Meta-Curvature": "meta-curvature",
+                  "lazy TAML": "lazy-taml", "lazy Meta-MinibatchProx": "lazy-minibatchprox"}
+SECOND_ORDER_MAX_K = 20  # beyond this the second-order algorithms take minutes per step on a CPU
 
 
 def allocator_peak_mb(step: Callable[[list], object], batch: list, device: torch.device) -> float:
@@ -82,7 +85,7 @@ def memory(scale: str, seeds: int, data_root: str | None) -> Plan:
     runs = []
     for row, algorithm in ALGORITHM_ROWS.items():
         for k in ks:
-            if algorithm == "maml" and k > SECOND_ORDER_MAX_K and scale == "cpu":
+            if ALGORITHMS[algorithm].tie.second_order and k > SECOND_ORDER_MAX_K and scale == "cpu":
                 continue
             for seed in range(seeds):
                 config = {"algorithm": algorithm, "steps": k, "hidden": hidden, "repeats": repeats, "seed": seed}
@@ -95,6 +98,7 @@ def memory(scale: str, seeds: int, data_root: str | None) -> Plan:
              f"meta-batch 4, inner lr {INNER_LR}; {repeats} timed meta-steps after a warm-up per seed, on the CPU",
              "peak memory: the allocator's peak during one meta-step above what was live before it "
              "(torch.profiler memory events)",
-             f"second-order MAML only up to k = {SECOND_ORDER_MAX_K} at cpu scale (minutes per step beyond)"]
+             f"the second-order algorithms (MAML, Meta-SGD, TAML, Meta-Curvature) only up to k = {SECOND_ORDER_MAX_K} "
+             "at cpu scale (minutes per step beyond)"]
     return Plan(runs, list(ALGORITHM_ROWS), [f"k={k}" for k in ks], claims, notes, metric="peak_mb",
                 lower_is_better=True, x_axis="k (student steps)")
