@@ -186,8 +186,8 @@ def implementations(k: int, device: torch.device, baseline: str, world: World, t
                     batch_tasks: bool = False, second_order_max_k: int = SECOND_ORDER_MAX_K
                     ) -> dict[str, Callable[[], Callable]]:
     # the second-order algorithms (maml, meta-sgd, taml, meta-curvature) only up to second_order_max_k
-    runs = [name for name, a in ALGORITHMS.items() if k <= second_order_max_k or not a.tie.second_order]
     second_order = k <= second_order_max_k
+    runs = [name for name, a in ALGORITHMS.items() if second_order or not a.tie.second_order]
     impls = {f"lazymeta {name}": (lambda name=name: ours(name, k, device, task_threads=task_threads)) for name in runs}
     for name in ("lazy-maml", "lazy-reptile"):
         impls[f"lazymeta {name} (bf16 scoring)"] = lambda name=name: ours(name, k, device, "bfloat16", task_threads)

@@ -9,27 +9,21 @@ from lazymeta.reproduce.paper import PUBLISHED, UNAVAILABLE
 from lazymeta.reproduce.scales import Setting, setting
 from lazymeta.reproduce.spec import Claim, Entry, Plan, Run
 
+# row -> the algorithm it runs at its paper's defaults (lazymeta.algorithms); the memory entry's rows too
+ALGORITHM_ROWS = {"MAML": "maml", "FOMAML": "fomaml", "Reptile": "reptile", "lazy MAML": "lazy-maml",
+                  "lazy Reptile": "lazy-reptile", "iMAML": "imaml", "Meta-SGD": "meta-sgd",
+                  "Meta-MinibatchProx": "minibatchprox", "TAML": "taml", "Meta-Curvature": "meta-curvature",
+                  "lazy TAML": "lazy-taml", "lazy Meta-MinibatchProx": "lazy-minibatchprox"}
 # row -> the config overrides that make it (on top of the entry's setting)
 METHODS = {
     "untrained start": {"iterations": 0},
-    "MAML": {"algorithm": {"name": "maml"}},
-    "FOMAML": {"algorithm": {"name": "fomaml"}},
-    "Reptile": {"algorithm": {"name": "reptile"}},
-    "lazy MAML": {"algorithm": {"name": "lazy-maml"}},
+    **{row: {"algorithm": {"name": name}} for row, name in ALGORITHM_ROWS.items()},
     "lazy MAML (b=1)": {"algorithm": {"name": "lazy-maml", "keep_last": 1}},
     "lazy MAML (b=3)": {"algorithm": {"name": "lazy-maml", "keep_last": 3}},
     "lazy Reptile (b=1)": {"algorithm": {"name": "lazy-reptile", "keep_last": 1}},
     "lazy Reptile (b=3)": {"algorithm": {"name": "lazy-reptile", "keep_last": 3}},
     "lazy MAML, leap-rate reading": {"algorithm": {"name": "lazy-maml"}, "teacher": {"reading": "leap-rate"}},
     "lazy MAML, literal reading": {"algorithm": {"name": "lazy-maml"}, "teacher": {"reading": "literal"}},
-    # the comparators, at their papers' defaults (lazymeta.algorithms)
-    "iMAML": {"algorithm": {"name": "imaml"}},
-    "Meta-SGD": {"algorithm": {"name": "meta-sgd"}},
-    "Meta-MinibatchProx": {"algorithm": {"name": "minibatchprox"}},
-    "Meta-Curvature": {"algorithm": {"name": "meta-curvature"}},
-    "TAML": {"algorithm": {"name": "taml"}},
-    "lazy TAML": {"algorithm": {"name": "lazy-taml"}},
-    "lazy Meta-MinibatchProx": {"algorithm": {"name": "lazy-minibatchprox"}},
 }
 # Tables 2 and 3 also run every other algorithm of the library, so that each is compared at one budget
 COMPARATORS = ["iMAML", "Meta-SGD", "Meta-MinibatchProx", "Meta-Curvature", "TAML", "lazy TAML",

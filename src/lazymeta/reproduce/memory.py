@@ -9,13 +9,10 @@ from collections.abc import Callable
 import torch
 
 from lazymeta.algorithms import ALGORITHMS
+from lazymeta.reproduce.fewshot import ALGORITHM_ROWS
 from lazymeta.reproduce.spec import Claim, Plan, Run
 
 WAYS, SHOTS, QUERIES, META_BATCH, INNER_LR = 5, 1, 15, 4, 0.4
-ALGORITHM_ROWS = {"MAML": "maml", "FOMAML": "fomaml", "Reptile": "reptile", "lazy MAML": "lazy-maml",
-                  "lazy Reptile": "lazy-reptile", "iMAML": "imaml", "Meta-SGD": "meta-sgd",
-                  "Meta-MinibatchProx": "minibatchprox", "TAML": "taml", "Meta-Curvature": "meta-curvature",
-                  "lazy TAML": "lazy-taml", "lazy Meta-MinibatchProx": "lazy-minibatchprox"}
 SECOND_ORDER_MAX_K = 20  # beyond this the second-order algorithms take minutes per step on a CPU
 
 
