@@ -10,6 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
+from lazymeta.infra.distributed import all_reduce, joined
 from lazymeta.learner import MetaLearner, Task
 from lazymeta.student import Student
 
@@ -70,3 +71,25 @@ def test_torchrun_training_matches_one_process(glyphs_root, tmp_path):
     for name, p in one.items():
         torch.testing.assert_close(two[name], p)  # float32: only the summation order differs
     assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 1  # rank 0 alone logs
+
+
+def joined_worker(rank, world, port, user_group, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    if user_group:
+        dist.init_process_group("gloo")
+    with joined() as w:
+        reduced = all_reduce(torch.tensor([float(rank + 1)]))
+    torch.save((w, float(reduced), dist.is_initialized()), f"{out}.{rank}")
+    if user_group:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("user_group", [False, True])
+def test_joined_leaves_only_the_group_it_created(user_group, tmp_path):
+    """Leaving joins gloo's threads before exit (else a late release of a reduced tensor aborts the process);
+    a group the caller created stays theirs."""
+    mp.start_processes(joined_worker, args=(2, free_port(), user_group, str(tmp_path / "r")), nprocs=2,
+                       start_method="spawn")
+    for rank in range(2):
+        world, reduced, still_joined = torch.load(tmp_path / f"r.{rank}", weights_only=False)
+        assert (tuple(world), reduced, still_joined) == ((rank, 2), 3.0, user_group)

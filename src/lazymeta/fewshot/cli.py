@@ -92,7 +92,7 @@ def _train(args: argparse.Namespace) -> None:
     from lazymeta.fewshot.config import FewShotConfig, validate
     from lazymeta.fewshot.train import evaluate_run, train
     from lazymeta.infra.config import compose, flatten, resumed, update
-    from lazymeta.infra.distributed import join
+    from lazymeta.infra.distributed import launched
     from lazymeta.infra.errors import ConfigError
     from lazymeta.infra.rundir import CONFIG, STATE, RunDir
 
@@ -115,7 +115,7 @@ def _train(args: argparse.Namespace) -> None:
                                   "choose another --out")
             args.resume = str(run_dir)
     train(config, run_dir, resume=bool(args.resume), progress=not args.quiet)
-    if not join().main:  # under torchrun, rank 0 reports
+    if not launched().main:  # under torchrun, rank 0 reports
         return
     print(f"run directory: {run_dir}")
     if not args.no_eval:

@@ -21,7 +21,7 @@ from lazymeta.fewshot.config import FewShotConfig, configured_algorithm, validat
 from lazymeta.fewshot.episodes import EpisodeSampler
 from lazymeta.fewshot.evaluate import evaluate
 from lazymeta.infra.config import update
-from lazymeta.infra.distributed import World, join, my_share
+from lazymeta.infra.distributed import World, joined, my_share
 from lazymeta.infra.errors import TrainingError
 from lazymeta.infra.files import load_weights, save_weights
 from lazymeta.infra.interrupt import Interrupted, StopRequest, stop_on_signal
@@ -98,7 +98,11 @@ def train(config: FewShotConfig, run_dir: str | Path, resume: bool = False, prog
     meta-step, writes a checkpoint and raises :class:`~lazymeta.infra.interrupt.Interrupted`.
     """
     config = validate(config)
-    world = join()
+    with joined() as world:
+        return _train(config, Path(run_dir), resume, progress, world)
+
+
+def _train(config: FewShotConfig, run_dir: Path, resume: bool, progress: bool, world: World) -> MetaLearner:
     if config.optim.meta_batch % world.size:
         raise TrainingError(f"optim.meta_batch={config.optim.meta_batch} must be a multiple of the "
                             f"{world.size} processes")

@@ -6,10 +6,15 @@ their sums, so every rank takes the same outer step. Rank 0 alone writes the run
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
+
+_last_reduced: list[Tensor] = []  # see all_reduce
 
 
 class World(NamedTuple):
@@ -21,10 +26,14 @@ class World(NamedTuple):
         return self.rank == 0
 
 
+def launched() -> World:
+    """The world torchrun describes in the environment, without joining it (a 1-process world otherwise)."""
+    return World(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+
+
 def join() -> World:
     """Join the process group that torchrun describes in the environment (a 1-process world otherwise)."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
+    if launched().size == 1:
         return World(0, 1)
     if not dist.is_initialized():
         cuda = torch.cuda.is_available()
@@ -32,6 +41,35 @@ def join() -> World:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo")
     return World(dist.get_rank(), dist.get_world_size())
+
+
+@contextmanager
+def joined() -> Iterator[World]:
+    """:func:`join` for the block; a group the block created is left when the block ends normally.
+
+    Leaving matters on exit: gloo's worker thread can still hold the last reference to a reduced tensor
+    after ``all_reduce`` returned, and if it drops it while the interpreter shuts down, the thread dies
+    waiting for the GIL and the whole process aborts ("terminate called without an active exception").
+    """
+    created = launched().size > 1 and not dist.is_initialized()
+    world = join()
+    yield world
+    if created:
+        dist.barrier()
+        dist.destroy_process_group()  # joins gloo's threads while _last_reduced still holds their tensor
+        _last_reduced.clear()
+
+
+def all_reduce(vector: Tensor) -> Tensor:
+    """Sum ``vector`` over ranks in place when running under torch.distributed.
+
+    The tensor stays referenced here until the next reduction or :func:`joined`'s exit, so gloo's thread
+    never releases the last reference to a Python-owned tensor (see :func:`joined`).
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(vector)
+        _last_reduced[:] = [vector]
+    return vector
 
 
 def my_share(world: World, size: int) -> range:
