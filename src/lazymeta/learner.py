@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import vmap
 
 from lazymeta.algorithms import Algorithm, Entropy, get_algorithm
 from lazymeta.batchnorm import BN_MODES, forward_with_support_statistics
-from lazymeta.infra.distributed import all_reduce
 from lazymeta.params import Params, detach, functional, params_of, unflat
 from lazymeta.student import Student
 from lazymeta.teacher import LazyTeacher, Leap, Metric
@@ -251,7 +251,7 @@ class MetaLearner:
             losses_t.new_zeros(0)
         metrics = torch.cat([torch.stack([losses_t.nan_to_num().sum(), torch.cat(accs).sum(),
                                           (~finite).sum().to(losses_t), losses_t.new_full((), len(tasks))]), choices])
-        total = all_reduce(torch.cat([*(s.reshape(-1) for s in sums), metrics.to(sums[0])]))
+        total = _all_reduce(torch.cat([*(s.reshape(-1) for s in sums), metrics.to(sums[0])]))
         grads, metrics = total[:-len(metrics)], total[-len(metrics):].double().cpu()  # read back once per step
         loss, acc, bad, count = metrics[:4].tolist()
         if bad:
@@ -417,6 +417,22 @@ def _shape_mismatch(tasks: Sequence[Task]) -> str:
         if len(shapes) > 1:
             return f"{field} has shapes {shapes}"
     return ""
+
+
+_last_reduced: list[Tensor] = []
+
+
+def _all_reduce(vector: Tensor) -> Tensor:
+    """Sum over ranks when running under torch.distributed (each rank holds its tasks' sums).
+
+    The tensor stays referenced until the next reduction: gloo's worker thread may release its reference
+    after ``all_reduce`` returned, and if that were the last one during interpreter shutdown, the thread
+    would die waiting for the GIL and abort the process (see ``infra.distributed.joined``).
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(vector)
+        _last_reduced[:] = [vector]
+    return vector
 
 
 def _head_size(model: nn.Module) -> int:

@@ -10,8 +10,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from lazymeta.infra.distributed import all_reduce, joined
-from lazymeta.learner import MetaLearner, Task
+from lazymeta.infra.distributed import joined
+from lazymeta.learner import MetaLearner, Task, _all_reduce
 from lazymeta.student import Student
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
@@ -78,7 +78,7 @@ def joined_worker(rank, world, port, user_group, out):
     if user_group:
         dist.init_process_group("gloo")
     with joined() as w:
-        reduced = all_reduce(torch.tensor([float(rank + 1)]))
+        reduced = _all_reduce(torch.tensor([float(rank + 1)]))
     torch.save((w, float(reduced), dist.is_initialized()), f"{out}.{rank}")
     if user_group:
         dist.destroy_process_group()

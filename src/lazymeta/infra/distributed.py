@@ -12,10 +12,6 @@ from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
-
-_last_reduced: list[Tensor] = []  # see all_reduce
-
 
 class World(NamedTuple):
     rank: int
@@ -56,20 +52,7 @@ def joined() -> Iterator[World]:
     yield world
     if created:
         dist.barrier()
-        dist.destroy_process_group()  # joins gloo's threads while _last_reduced still holds their tensor
-        _last_reduced.clear()
-
-
-def all_reduce(vector: Tensor) -> Tensor:
-    """Sum ``vector`` over ranks in place when running under torch.distributed.
-
-    The tensor stays referenced here until the next reduction or :func:`joined`'s exit, so gloo's thread
-    never releases the last reference to a Python-owned tensor (see :func:`joined`).
-    """
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(vector)
-        _last_reduced[:] = [vector]
-    return vector
+        dist.destroy_process_group()  # joins gloo's threads (MetaLearner still holds its last reduced tensor)
 
 
 def my_share(world: World, size: int) -> range:
