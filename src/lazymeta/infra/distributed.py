@@ -13,6 +13,7 @@ from typing import NamedTuple
 import torch
 import torch.distributed as dist
 
+
 class World(NamedTuple):
     rank: int
     size: int

@@ -79,10 +79,11 @@ def memory(scale: str, seeds: int, data_root: str | None) -> Plan:
     ks = {"smoke": (1, 2), "cpu": (1, 5, 10, 20, 50, 100), "paper": (1, 5, 10, 20, 50, 100)}[scale]
     hidden = 4 if scale == "smoke" else 64
     repeats = 1 if scale == "smoke" else 3
+    second_order = [row for row, algorithm in ALGORITHM_ROWS.items() if ALGORITHMS[algorithm].tie.second_order]
     runs = []
     for row, algorithm in ALGORITHM_ROWS.items():
         for k in ks:
-            if ALGORITHMS[algorithm].tie.second_order and k > SECOND_ORDER_MAX_K and scale == "cpu":
+            if row in second_order and k > SECOND_ORDER_MAX_K and scale == "cpu":
                 continue
             for seed in range(seeds):
                 config = {"algorithm": algorithm, "steps": k, "hidden": hidden, "repeats": repeats, "seed": seed}
@@ -95,7 +96,7 @@ def memory(scale: str, seeds: int, data_root: str | None) -> Plan:
              f"meta-batch 4, inner lr {INNER_LR}; {repeats} timed meta-steps after a warm-up per seed, on the CPU",
              "peak memory: the allocator's peak during one meta-step above what was live before it "
              "(torch.profiler memory events)",
-             f"the second-order algorithms (MAML, Meta-SGD, TAML, Meta-Curvature) only up to k = {SECOND_ORDER_MAX_K} "
+             f"the second-order algorithms ({', '.join(second_order)}) only up to k = {SECOND_ORDER_MAX_K} "
              "at cpu scale (minutes per step beyond)"]
     return Plan(runs, list(ALGORITHM_ROWS), [f"k={k}" for k in ks], claims, notes, metric="peak_mb",
                 lower_is_better=True, x_axis="k (student steps)")
