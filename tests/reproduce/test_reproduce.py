@@ -9,8 +9,9 @@ from lazymeta.cli import main
 from lazymeta.infra.errors import ConfigError
 from lazymeta.reproduce import runner
 from lazymeta.reproduce.entries import ENTRIES, reproduce
+from lazymeta.reproduce.fewshot import ALGORITHM_ROWS, merge
 from lazymeta.reproduce.report import claim_lines
-from lazymeta.reproduce.spec import Claim, Plan
+from lazymeta.reproduce.spec import Claim, Plan, Run
 from lazymeta.reproduce.stats import mean_ci, verdict
 
 
@@ -96,3 +97,28 @@ def test_verdicts_come_from_the_paired_differences():
     assert verdict(-5.0, 1.0) == "not reproduced" and verdict(0.5, 1.0) == "inconclusive"
     assert verdict(-5.0, 1.0, direction=-1) == "reproduced"  # lower is better (memory)
     assert verdict(3.0, float("nan")) == "inconclusive"  # one seed: no interval, no verdict
+
+
+def test_horizon_runs_every_algorithm_on_the_same_tasks_k_and_budget():
+    plan = ENTRIES["horizon"].plan("cpu", 2, "DATA")
+    assert set(ALGORITHM_ROWS) <= set(plan.rows) and len(plan.runs) == 2 * len(plan.rows)
+    shared = {}
+    for run in plan.runs:
+        config = merge(run.config, {"algorithm": {"name": None}, "iterations": None})
+        shared.setdefault(run.seed, []).append(config)
+        assert run.config["algorithm"]["steps"] == 20 and run.config["episodes"]["ways"] == 20
+        assert run.config["iterations"] == (0 if run.row == "untrained start" else 100)
+    assert all(c == configs[0] for configs in shared.values() for c in configs)
+    names = [run.config["algorithm"].get("name") for run in plan.runs if run.seed == 0]
+    assert names[1:] == [ALGORITHM_ROWS[row] for row in plan.rows[1:]]
+
+
+def test_a_few_shot_run_reports_its_median_logged_meta_step_time(tmp_path):
+    run = Run("a/s0", {"eval_episodes": 4}, "row", "column", 0)
+    directory = runner.run_dir(tmp_path, run)
+    directory.mkdir(parents=True)
+    (directory / "results.json").write_text(json.dumps({"episodes": 4, "accuracy": 50.0}))
+    assert "meta_step_ms" not in runner.finished(tmp_path, run)  # no meta-step logged (0 iterations)
+    (directory / "metrics.jsonl").write_text("".join(json.dumps({"iteration": i, "seconds": s}) + "\n"
+                                                     for i, s in enumerate([0.3, 0.1, 0.2, 0.5])))
+    assert runner.finished(tmp_path, run)["meta_step_ms"] == pytest.approx(250.0)

@@ -20,10 +20,12 @@ ENTRIES: dict[str, Entry] = {
 }
 # report tables: label -> results field
 FEWSHOT_METRICS = {"accuracy, transductive BN (%)": "accuracy", "accuracy, support-set BN (%)": "support.accuracy"}
+TIMED_METRICS = {**FEWSHOT_METRICS, "time of a meta-step (ms)": "meta_step_ms"}
 MEMORY_METRICS = {"peak memory of a meta-step (MB)": "peak_mb", "time of a meta-step (ms)": "ms"}
 LEAP_METRICS = {**FEWSHOT_METRICS, "fraction of tasks at the lowest γ": "leap_edges.low",
                 "fraction of tasks at the highest γ": "leap_edges.high"}
-METRICS = {"memory": MEMORY_METRICS, "leap-reading": LEAP_METRICS, **longtail.METRICS, **attack.METRICS}  # else FEWSHOT_METRICS
+METRICS = {"memory": MEMORY_METRICS, "leap-reading": LEAP_METRICS, "horizon": TIMED_METRICS,
+           "table2": TIMED_METRICS, "table3": TIMED_METRICS, **longtail.METRICS, **attack.METRICS}  # else FEWSHOT_METRICS
 
 
 def reproduce(name: str, scale: str, seeds: int, data_root: str | None, out: Path, jobs: int | None = None,

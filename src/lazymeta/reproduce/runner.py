@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import yaml
 
 from lazymeta.infra.errors import TrainingError
 from lazymeta.infra.files import write_json
-from lazymeta.infra.rundir import RESULTS, STATE
+from lazymeta.infra.rundir import RESULTS, STATE, RunDir
 from lazymeta.reproduce.spec import Run
 
 
@@ -29,7 +30,15 @@ def finished(out: Path, run: Run) -> dict | None:
         return None
     results = json.loads(path.read_text())
     expected = run.config.get("eval_episodes")
-    return results if expected is None or results.get("episodes", expected) == expected else None
+    if expected is not None and results.get("episodes", expected) != expected:
+        return None
+    return {**results, **_meta_step_ms(path.parent)} if run.app == "fewshot" else results
+
+
+def _meta_step_ms(directory: Path) -> dict[str, float]:
+    """``meta_step_ms``: the median of a few-shot run's logged meta-step times (none for 0 iterations)."""
+    seconds = [r["seconds"] for r in RunDir(directory).metrics() if "seconds" in r]
+    return {"meta_step_ms": 1000 * statistics.median(seconds)} if seconds else {}
 
 
 def execute(out: Path, runs: list[Run], jobs: int = 1, progress: bool = True) -> dict[str, dict]:
