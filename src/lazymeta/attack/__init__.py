@@ -11,6 +11,7 @@ _EXPORTS = {"AttackConfig": "lazymeta.attack.config", "AttackLoopConfig": "lazym
             "MetaTrainConfig": "lazymeta.attack.config", "AttackResult": "lazymeta.attack.loop",
             "attack": "lazymeta.attack.loop", "BlackBox": "lazymeta.attack.blackbox",
             "input_gradients": "lazymeta.attack.gradients", "margin_loss": "lazymeta.attack.gradients",
-            "GradientTask": "lazymeta.attack.metaattacker", "meta_train": "lazymeta.attack.metaattacker"}
+            "GradientTask": "lazymeta.attack.metaattacker", "GradientRegression": "lazymeta.attack.metaattacker",
+            "meta_train": "lazymeta.attack.metaattacker"}
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

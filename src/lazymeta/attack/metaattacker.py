@@ -1,14 +1,14 @@
 """Meta-training of the meta-attacker: one task = one white-box model's set of gradient maps.
 
-The inner loop, tie and outer rule all come from :mod:`lazymeta.algorithms`: ``reptile`` with an
-inner Adam (the reference of Du et al. 2020) or the plain-SGD :class:`~lazymeta.student.Student`,
-and ``lazy-reptile`` / ``lazy-maml`` with the :class:`~lazymeta.teacher.LazyTeacher` choosing the
-leap on the task's query MSE. A task's training loss is the MSE on its support images, its
-validation metric the MSE on its query images.
+The meta-attacker trains through :class:`~lazymeta.learner.MetaLearner` with the :class:`GradientRegression`
+objective: ``reptile`` with an inner Adam (the reference of Du et al. 2020) or the plain-SGD student, and
+``lazy-reptile`` / ``lazy-maml`` with the lazy teacher choosing the leap on the task's query MSE. A task's
+training loss is the MSE on its support images, its validation metric the MSE on its query images.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -16,11 +16,11 @@ from torch import Tensor, nn
 from torch.func import vmap
 from tqdm import tqdm
 
-from lazymeta.algorithms import get_algorithm
 from lazymeta.attack.config import MetaTrainConfig
+from lazymeta.learner import MetaLearner, Task, TaskLosses
 from lazymeta.params import Params, detach, functional, params_of
-from lazymeta.student import Student, build_student
-from lazymeta.teacher import LazyTeacher, Metric
+from lazymeta.student import build_student
+from lazymeta.teacher import LazyTeacher
 
 Forward = Callable[[Params, Tensor], Tensor]
 
@@ -41,29 +41,42 @@ class GradientTask(NamedTuple):
     images: Tensor
     grads: Tensor
 
-    def split(self, support: int, query: int, generator: torch.Generator) -> tuple[Tensor, ...]:
-        """Disjoint random (support images, support maps, query images, query maps)."""
+    def split(self, support: int, query: int, generator: torch.Generator) -> Task:
+        """Disjoint random support and query (images, maps) as a learner's task."""
         idx = torch.randperm(len(self.images), generator=generator)[:support + query].to(self.images.device)
         s, q = idx[:support], idx[support:]
-        return self.images[s], self.grads[s], self.images[q], self.grads[q]
+        return Task(self.images[s], self.grads[s], self.images[q], self.grads[q])
 
 
-def regression_losses(forward: Forward, sx: Tensor, sg: Tensor, qx: Tensor,
-                      qg: Tensor) -> tuple[Callable[[Params], Tensor], Metric]:
-    """Support MSE for the student, (query MSE, -query MSE) for the teacher and the outer loss."""
+@dataclass(frozen=True)
+class GradientRegression:
+    """The meta-attacker's objective: the MSE of its maps (each image through the network alone) against a
+    task's true maps; the support MSE trains the student, (query MSE, −query MSE) is the teacher's and the
+    outer loss's metric."""
 
-    def train_loss(p: Params) -> Tensor:
-        return (forward(p, sx) - sg).pow(2).mean()
+    def losses(self, forward: Forward, task: Task) -> TaskLosses:
+        mse, metric = _regression(forward)
+        return TaskLosses(lambda p: mse(p, task.train_x, task.train_y), lambda p: metric(p, task.val_x, task.val_y))
 
-    def val_metric(p: Params) -> tuple[Tensor, Tensor]:
-        mse = (forward(p, qx) - qg).pow(2).mean()
-        return mse, -mse
+    def batched_losses(self, forward: Forward, tasks: Task) -> TaskLosses:
+        mse, metric = _regression(forward)
+        return TaskLosses(lambda p: vmap(mse)(p, tasks.train_x, tasks.train_y).sum(),
+                          lambda p: vmap(metric)(p, tasks.val_x, tasks.val_y))
 
-    return train_loss, val_metric
 
+def _regression(forward: Forward) -> tuple[Callable[[Params, Tensor, Tensor], Tensor],
+                                            Callable[[Params, Tensor, Tensor], tuple[Tensor, Tensor]]]:
+    """MSE and the (MSE, −MSE) metric of one parameter set's maps on one batch."""
+    one = per_image(forward)
 
-def _student(s: MetaTrainConfig) -> Student:
-    return build_student(s.inner, s.steps, s.inner_lr, s.keep_last)
+    def mse(p: Params, x: Tensor, g: Tensor) -> Tensor:
+        return (one(p, x) - g).pow(2).mean()
+
+    def metric(p: Params, x: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+        m = mse(p, x, g)
+        return m, -m
+
+    return mse, metric
 
 
 def _optimizer(s: MetaTrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -81,30 +94,13 @@ def meta_train(model: nn.Module, tasks: Sequence[GradientTask], settings: MetaTr
 
     Returns per-iteration statistics: the mean query MSE of the task models (and γ̂ for lazy runs).
     """
-    algorithm = get_algorithm(settings.algorithm)
-    student = _student(settings)
-    teacher = (teacher or LazyTeacher()) if algorithm.lazy else None
-    optimizer = _optimizer(settings, model)
-    forward = attacker_forward(model)
+    student = build_student(settings.inner, settings.steps, settings.inner_lr, settings.keep_last)
+    learner = MetaLearner(model, settings.algorithm, student, teacher, _optimizer(settings, model),
+                          objective=GradientRegression())
     history = []
     for _ in tqdm(range(settings.iterations), desc=f"meta-train {settings.algorithm}", disable=not progress):
-        theta = params_of(model)
-        total = [torch.zeros_like(p) for p in theta.values()]
-        losses, gammas = [], []
-        for task in tasks:
-            train_loss, val_metric = regression_losses(forward, *task.split(settings.support, settings.query, generator))
-            adapted = algorithm.adapt(theta, student, teacher, train_loss, val_metric)
-            grads, (loss, _) = algorithm.meta_gradient(theta, adapted, val_metric)
-            for t, g in zip(total, grads):
-                t.add_(g, alpha=1 / len(tasks))
-            losses.append(float(loss))
-            if adapted.leap is not None:
-                gammas.append(float(adapted.leap.gamma))
-        for p, g in zip(theta.values(), total):
-            p.grad = g
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        history.append({"query_mse": sum(losses) / len(losses), **({"gamma": sum(gammas) / len(gammas)} if gammas else {})})
+        stats = learner.meta_step([task.split(settings.support, settings.query, generator) for task in tasks])
+        history.append({"query_mse": stats["loss"], **({"gamma": stats["gamma"]} if "gamma" in stats else {})})
     return history
 
 
