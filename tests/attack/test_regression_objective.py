@@ -3,8 +3,10 @@ gives, and meta_train is the learner's meta-steps on fresh support/query draws (
 import pytest
 import torch
 
-from lazymeta.attack.config import MetaTrainConfig
+from lazymeta.algorithms import ALGORITHMS
+from lazymeta.attack.config import AttackConfig, MetaTrainConfig, validate
 from lazymeta.attack.metaattacker import GradientRegression, GradientTask, attacker_forward, meta_train
+from lazymeta.infra.errors import ConfigError
 from lazymeta.learner import MetaLearner, Task
 from lazymeta.models.attack import meta_attacker
 from lazymeta.params import functional, params_of
@@ -68,3 +70,26 @@ def test_meta_train_is_the_learners_meta_steps_on_fresh_draws():
     assert [h["gamma"] for h in history] == [e["gamma"] for e in expected]
     for p, q in zip(model.parameters(), twin.parameters()):
         assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("algorithm", ["taml", "lazy-taml"])
+def test_an_attack_config_refuses_the_entropy_algorithms_by_name(algorithm):
+    config = AttackConfig(lazy=MetaTrainConfig(algorithm=algorithm))
+    with pytest.raises(ConfigError, match=f"lazy.algorithm '{algorithm}' adds an entropy term"):
+        validate(config)
+    validate(AttackConfig(lazy=MetaTrainConfig(algorithm="lazy-minibatchprox", inner="sgd")))  # a comparator is fine
+    with pytest.raises(ConfigError, match="runs its own inner rule, not Adam: set lazy.inner=sgd"):
+        validate(AttackConfig(lazy=MetaTrainConfig(algorithm="lazy-minibatchprox", inner="adam")))
+
+
+@pytest.mark.parametrize("algorithm", [a for a in ALGORITHMS if "taml" not in a])
+def test_every_other_algorithm_meta_trains_a_meta_attacker(algorithm):
+    torch.manual_seed(0)
+    model = meta_attacker("mnist", 8)
+    before = [p.detach().clone() for p in model.parameters()]
+    settings = MetaTrainConfig(algorithm=algorithm, inner="sgd", steps=2, inner_lr=0.1, iterations=1, support=4,
+                               query=4, meta_optimizer="adam", meta_lr=1e-3)
+    (stats,) = meta_train(model, gradient_tasks(2), validate(AttackConfig(meta=settings)).meta,
+                          torch.Generator().manual_seed(0))
+    assert torch.isfinite(torch.tensor(stats["query_mse"]))
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))

@@ -110,6 +110,11 @@ def validate(config: AttackConfig) -> AttackConfig:
         s: MetaTrainConfig = getattr(config, section)
         rules += [
             (s.algorithm in ALGORITHMS, f"{section}.algorithm must be one of {sorted(ALGORITHMS)}, got {s.algorithm!r}"),
+            (s.algorithm not in ALGORITHMS or not getattr(ALGORITHMS[s.algorithm].outer, "entropy_weight", 0.0),
+             f"{section}.algorithm {s.algorithm!r} adds an entropy term over class predictions, which a "
+             "meta-attacker (it regresses gradient maps) does not make; choose reptile, lazy-reptile, fomaml, ..."),
+            (s.algorithm not in ALGORITHMS or ALGORITHMS[s.algorithm].inner is None or s.inner == "sgd",
+             f"{section}.algorithm {s.algorithm!r} runs its own inner rule, not Adam: set {section}.inner=sgd"),
             (s.inner in ("adam", "sgd"), f"{section}.inner must be adam or sgd, got {s.inner!r}"),
             (s.meta_optimizer in ("adam", "sgd"), f"{section}.meta_optimizer must be adam or sgd, got "
                                                   f"{s.meta_optimizer!r}"),
