@@ -10,7 +10,7 @@ from lazymeta.infra.errors import ConfigError
 from lazymeta.reproduce import runner
 from lazymeta.reproduce.entries import ENTRIES, reproduce
 from lazymeta.reproduce.fewshot import ALGORITHM_ROWS, merge
-from lazymeta.reproduce.report import claim_lines
+from lazymeta.reproduce.report import claim_lines, write
 from lazymeta.reproduce.spec import Claim, Plan, Run
 from lazymeta.reproduce.stats import mean_ci, verdict
 
@@ -122,3 +122,12 @@ def test_a_few_shot_run_reports_its_median_logged_meta_step_time(tmp_path):
     (directory / "metrics.jsonl").write_text("".join(json.dumps({"iteration": i, "seconds": s}) + "\n"
                                                      for i, s in enumerate([0.3, 0.1, 0.2, 0.5])))
     assert runner.finished(tmp_path, run)["meta_step_ms"] == pytest.approx(250.0)
+
+
+def test_published_numbers_stand_only_beside_the_metric_they_are_of(tmp_path):
+    plan = Plan([Run("a/s0", {}, "MAML", "5w1s", 0)], ["MAML"], ["5w1s"], published={("MAML", "5w1s"): "98.7 ± 0.4"})
+    results = {"a/s0": {"accuracy": 97.0, "meta_step_ms": 250.0}}
+    write(tmp_path, "t", "T", "cpu", plan, results, {"accuracy (%)": "accuracy", "time (ms)": "meta_step_ms"}, 0.0)
+    md = (tmp_path / "report.md").read_text()
+    assert "| MAML | 97.00 (98.7 ± 0.4) |" in md and "| MAML | 250.00 |" in md
+    assert md.count("published number in brackets") == 1
