@@ -131,3 +131,9 @@ def test_published_numbers_stand_only_beside_the_metric_they_are_of(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "| MAML | 97.00 (98.7 ± 0.4) |" in md and "| MAML | 250.00 |" in md
     assert md.count("published number in brackets") == 1
+
+
+def test_an_entry_without_its_datasets_says_which_are_missing(tmp_path):
+    with pytest.raises(ConfigError, match=r"table2 has no run at cpu scale with --data-root .*: miniimagenet: not on "
+                                          r"this machine .*; tieredimagenet: not on this machine"):
+        reproduce("table2", "cpu", 1, str(tmp_path), tmp_path / "out", jobs=1, progress=False, only="x")

@@ -41,6 +41,10 @@ def reproduce(name: str, scale: str, seeds: int, data_root: str | None, out: Pat
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     entry = ENTRIES[name]
     plan = entry.plan(scale, seeds, data_root)
+    if not plan.runs:
+        missing = [note for note in plan.notes if "not on this machine" in note]
+        raise ConfigError(f"{name} has no run at {scale} scale with --data-root {data_root}: "
+                          + ("; ".join(missing) or "no dataset it needs is there"))
     jobs = jobs or (1 if scale == "smoke" else os.cpu_count() or 1)
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
