@@ -61,8 +61,8 @@ def test_meta_train_is_the_learners_meta_steps_on_fresh_draws():
     history = meta_train(model, tasks, settings, torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     twin = meta_attacker("mnist", 8)
-    learner = MetaLearner(twin, "lazy-reptile", Student(2, 0.1), meta_optimizer=torch.optim.SGD(twin.parameters(), lr=0.5),
-                          objective=GradientRegression())
+    learner = MetaLearner(twin, "lazy-reptile", Student(2, 0.1),
+                          meta_optimizer=torch.optim.SGD(twin.parameters(), lr=0.5), objective=GradientRegression())
     generator, expected = torch.Generator().manual_seed(0), []
     for _ in range(3):
         expected.append(learner.meta_step([t.split(4, 4, generator) for t in tasks]))

@@ -206,9 +206,9 @@ def horizon(scale: str, seeds: int, data_root: str | None) -> Plan:
              ("lazy Meta-MinibatchProx", "Meta-MinibatchProx"))
     claims = [Claim(f"{lazy} − {plain}, {column}", lazy, plain, column) for lazy, plain in pairs]
     notes = _notes(s) + [f"{ways}-way {shots}-shot, k = {k} student steps for every method, at training and test",
-                         COMPARATOR_NOTE, "time of a meta-step: the median of each run's logged meta-steps (sampling "
-                         "the meta-batch included), one op thread, with whatever else ran on the machine (the report's wall time says how "
-                         "long the grid took)", UNAVAILABLE]
+                         COMPARATOR_NOTE, "time of a meta-step: the median of each run's logged meta-steps "
+                         "(sampling the meta-batch included), one op thread, with whatever else ran on the machine "
+                         "(the report's wall time says how long the grid took)", UNAVAILABLE]
     return Plan(grid(s, data_root, rows, {column: _task(ways, shots, k)}, seeds), rows, [column], claims, notes)
 
 
