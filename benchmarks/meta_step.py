@@ -87,7 +87,8 @@ def ours(name: str, k: int, device: torch.device, score_precision: str = "float3
 
 def student_loop(k: int, device: torch.device, batched: bool = False) -> Callable[[list[Task]], object]:
     """The k graph-free SGD steps of every task of the meta-batch, nothing else (their GFLOP/s is the
-    student loop's utilisation): task by task, or all tasks in one vmapped pass per step."""
+    student loop's utilisation): task by task (through the learner's training loss, so Conv4's hand-written
+    gradient on a CPU), or all tasks in one vmapped pass per step."""
     model = Conv4(1, 28, WAYS, 64).to(device)
     forward, student = functional(model), Student(k, INNER_LR)
     theta = detach(params_of(model))
@@ -98,7 +99,7 @@ def student_loop(k: int, device: torch.device, batched: bool = False) -> Callabl
             student.run({n: p.expand(len(batch), *p.shape) for n, p in theta.items()}, train_loss)
             return
         for t in batch:
-            student.run(theta, lambda p, t=t: F.cross_entropy(forward(p, t.train_x), t.train_y))
+            student.run(theta, classification_losses(forward, WAYS, *t)[0])
 
     return step
 

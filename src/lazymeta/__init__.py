@@ -12,7 +12,7 @@ _EXPORTS = {
     "ALGORITHMS": "lazymeta.algorithms", "Algorithm": "lazymeta.algorithms", "get_algorithm": "lazymeta.algorithms",
     "MetaLearner": "lazymeta.learner", "Task": "lazymeta.learner", "TaskModel": "lazymeta.learner",
     "Student": "lazymeta.student", "LazyTeacher": "lazymeta.teacher", "Leap": "lazymeta.teacher",
-    "load": "lazymeta.fewshot.train",
+    "load": "lazymeta.fewshot.train", "keep_freed_memory": "lazymeta.infra.runtime",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

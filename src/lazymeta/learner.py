@@ -23,7 +23,7 @@ from torch.func import vmap
 from lazymeta.algorithms import Algorithm, Entropy, get_algorithm
 from lazymeta.batchnorm import BN_MODES, forward_with_support_statistics
 from lazymeta.params import Params, detach, functional, params_of, unflat
-from lazymeta.student import Student
+from lazymeta.student import Student, TrainLoss
 from lazymeta.teacher import LazyTeacher, Leap, Metric
 
 # How a lazy learner picks its leap when the task's validation labels are unknown (test time).
@@ -106,9 +106,12 @@ def _episode_losses(forward: Callable[[Params, Tensor], Tensor], ways: int
 
 def classification_losses(forward: Callable[[Params, Tensor], Tensor], ways: int, train_x: Tensor,
                           train_y: Tensor, val_x: Tensor, val_y: Tensor) -> tuple[Callable[[Params], Tensor], Metric]:
-    """The student's training loss and the (loss, accuracy) metric of one task."""
+    """The student's training loss (with the model's own cross-entropy gradient, if it has one) and the
+    (loss, accuracy) metric of one task."""
     loss, metric = _episode_losses(forward, ways)
-    return (lambda p: loss(p, train_x, train_y)), (lambda p: metric(p, val_x, val_y))
+    manual = getattr(getattr(forward, "module", None), "cross_entropy_gradient", None)
+    train = TrainLoss(lambda p: loss(p, train_x, train_y), manual and manual(train_x, train_y, ways))
+    return train, (lambda p: metric(p, val_x, val_y))
 
 
 def batched_classification_losses(forward: Callable[[Params, Tensor], Tensor], ways: int, train_x: Tensor,

@@ -5,7 +5,8 @@ Models stay ordinary ``nn.Module``s; every forward pass of a task model goes thr
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -19,13 +20,20 @@ def params_of(module: nn.Module) -> Params:
     return dict(module.named_parameters())
 
 
-def functional(module: nn.Module) -> Callable[[Params, Tensor], Tensor]:
-    """``f(params, x)``: the module's forward pass with the given parameters and its own buffers."""
+@dataclass(frozen=True)
+class Functional:
+    """``f(params, x)``: the module's forward pass with the given parameters and its own buffers; ``module``
+    is there for what the module offers besides its forward pass (a hand-written gradient)."""
 
-    def forward(params: Params, x: Tensor) -> Tensor:
-        return functional_call(module, params, (x,), strict=False)
+    module: nn.Module
 
-    return forward
+    def __call__(self, params: Params, x: Tensor) -> Tensor:
+        return functional_call(self.module, params, (x,), strict=False)
+
+
+def functional(module: nn.Module) -> Functional:
+    """The module as a function of its parameters: ``functional(m)(params, x)``."""
+    return Functional(module)
 
 
 def detach(params: Params) -> Params:

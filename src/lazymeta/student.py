@@ -21,6 +21,19 @@ from lazymeta.params import Params, detach
 
 
 @dataclass(frozen=True)
+class TrainLoss:
+    """A task's training loss as a function of the parameters, with, where the model has one, its exact
+    gradient by other means than autograd (``gradient(φ)``: one tensor per parameter, in φ's order), which
+    graph-free students use instead of building a graph per step."""
+
+    loss: Callable[[Params], Tensor]
+    gradient: Callable[[Params], list[Tensor]] | None = None
+
+    def __call__(self, params: Params) -> Tensor:
+        return self.loss(params)
+
+
+@dataclass(frozen=True)
 class Student:
     """``φ_{t+1} = φ_t - lr ∇L_tr(φ_t)`` for ``steps`` steps; returns ``[φ_{k-b+1}, ..., φ_k]``.
 
@@ -43,15 +56,20 @@ class Student:
             meta: Params | None = None) -> list[Params]:
         """Run the inner loop on ``loss_fn`` (the task's training loss as a function of the parameters);
         ``create_graph`` keeps every step differentiable in the start point (second-order MAML) and in
-        ``meta``, the rule's own meta-parameters (learned rates, curvature), if it has any."""
+        ``meta``, the rule's own meta-parameters (learned rates, curvature), if it has any. Without it, a
+        :class:`TrainLoss` with a ``gradient`` is stepped with that gradient, not with autograd."""
         phi = start if create_graph else detach(start)
         kept: deque[Params] = deque([phi], maxlen=self.keep_last)
         state = self.init_state(phi, meta if create_graph or meta is None else detach(meta))
+        gradient = None if create_graph else getattr(loss_fn, "gradient", None)
         with torch.enable_grad():
             for t in range(1, self.steps + 1):
-                if not create_graph:
-                    phi = {n: p.requires_grad_(True) for n, p in phi.items()}
-                grads = torch.autograd.grad(loss_fn(phi), list(phi.values()), create_graph=create_graph)
+                if gradient is not None:
+                    grads = gradient(phi)
+                else:
+                    if not create_graph:
+                        phi = {n: p.requires_grad_(True) for n, p in phi.items()}
+                    grads = torch.autograd.grad(loss_fn(phi), list(phi.values()), create_graph=create_graph)
                 phi = self.update(phi, grads, t, state, create_graph)
                 kept.append(phi)
         return list(kept)

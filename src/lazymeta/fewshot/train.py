@@ -27,7 +27,7 @@ from lazymeta.infra.files import load_weights, save_weights
 from lazymeta.infra.interrupt import Interrupted, StopRequest, stop_on_signal
 from lazymeta.infra.progress import progress
 from lazymeta.infra.rundir import RESULTS, RunDir
-from lazymeta.infra.runtime import cpu_threads, pick_device, seed_everything, set_op_threads
+from lazymeta.infra.runtime import cpu_threads, keep_freed_memory, pick_device, seed_everything, set_op_threads
 from lazymeta.learner import MetaLearner, NonFiniteLossError, Task
 from lazymeta.models import build_model
 from lazymeta.student import build_student
@@ -120,6 +120,8 @@ def _train(config: FewShotConfig, run_dir: Path, resume: bool, progress: bool, w
                                            1 if config.batch_tasks else config.task_threads,
                                            config.optim.meta_batch // world.size, device)
     set_op_threads(op_threads)
+    if device.type == "cpu":
+        keep_freed_memory()
     seed_everything(config.seed)
     sampler = build_sampler(config, config.data.train_split, seed=config.seed, train=True)
     build_sampler(config, config.data.test_split, seed=config.seed, train=False)  # fails now, not after training
@@ -206,6 +208,8 @@ def evaluate_run(run_dir: str | Path, episodes: int | None = None, split: str | 
     episodes = config.eval_episodes if episodes is None else episodes
     op_threads, threads = cpu_threads(config.threads, config.task_threads, max(episodes, 1), learner.device)
     set_op_threads(op_threads)
+    if learner.device.type == "cpu":
+        keep_freed_memory()
     report = evaluate(learner, sampler, episodes, progress=progress, threads=threads)
     report.update(dataset=config.data.dataset, split=split, algorithm=config.algorithm.name,
                   iterations=config.iterations)

@@ -1,6 +1,9 @@
-"""Process-wide set-up shared by every application (few-shot, long-tail, meta-attack): device and seeds."""
+"""Process-wide set-up shared by every application (few-shot, long-tail, meta-attack): device, seeds,
+threads and how freed memory goes back to the operating system."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import random
 
@@ -50,3 +53,31 @@ def cpu_threads(threads: int | None, task_threads: int | None, tasks: int, devic
     op = threads or (torch.get_num_threads() if "OMP_NUM_THREADS" in os.environ else 1)
     cores = len(os.sched_getaffinity(0)) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     return op, task_threads or max(1, min(tasks, cores // op))
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 32 << 20   # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit
+_TRIM_THRESHOLD = 1 << 30
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed blocks of up to 32 MB for reuse instead of handing them back to the system.
+
+    A student step allocates and frees the same few activation buffers, each of up to a few MB, k times over.
+    Above glibc's default thresholds every such buffer is a fresh mapping whose pages fault in on first
+    touch, which on small CPU workloads costs as much as the arithmetic (benchmarks/student_loop.py). The
+    price is that the process keeps its peak heap instead of shrinking after it. Does nothing (and returns
+    False) without glibc, or when the user set any ``MALLOC_*`` variable, which glibc then obeys.
+    """
+    if any(k.startswith("MALLOC_") for k in os.environ):
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = libc.mallopt if libc is not None else None
+    except (OSError, AttributeError):
+        return False
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))

@@ -1,8 +1,12 @@
 """Conv4, the standard few-shot backbone of MAML and Reptile."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
+
+from lazymeta.models.conv4_gradient import Conv4Gradient
 
 
 POOLS = ("max", "stride")
@@ -44,14 +48,17 @@ class Conv4(nn.Module):
     ``channels_last``: run the activations in NHWC on a CPU. It speeds first-order inner loops (every
     layer gets its vectorised NHWC kernel) but slows the double backward of second-order MAML (3-12 %
     here), so :class:`~lazymeta.learner.MetaLearner` sets it for the algorithm it runs.
+    ``manual_gradient``: let graph-free students take the cross-entropy gradient from
+    :class:`~lazymeta.models.conv4_gradient.Conv4Gradient` (CPU, max-pool) instead of autograd: the same
+    gradient, faster on the small batches of few-shot tasks.
     """
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, ways: int = 5, hidden: int = 64,
-                 channels_last: bool = True, pool: str = "max"):
+                 channels_last: bool = True, pool: str = "max", manual_gradient: bool = True):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-        self.channels_last, self.pool = channels_last, pool
+        self.channels_last, self.pool, self.manual_gradient = channels_last, pool, manual_gradient
         self.features = nn.Sequential(*[conv_block(in_channels if i == 0 else hidden, hidden, pool) for i in range(4)])
         side = image_size
         for _ in range(4):
@@ -66,3 +73,12 @@ class Conv4(nn.Module):
         # most of a CPU forward pass (benchmarks/meta_step.py).
         features = self.features(to_channels_last(x) if self.channels_last else x)
         return self.head(features.mean((2, 3)) if self.pool == "stride" else features.flatten(1))
+
+    def cross_entropy_gradient(self, x: Tensor, y: Tensor, ways: int
+                               ) -> Callable[[dict[str, Tensor]], list[Tensor]] | None:
+        """``φ -> ∇_φ cross_entropy(self(φ, x)[:, :ways], y)`` without autograd, or None where it does not
+        apply (``manual_gradient`` off, stride pooling, not a CPU, inside a torch.func transform)."""
+        if not self.manual_gradient or self.pool != "max" or x.device.type != "cpu" \
+                or torch._C._functorch.is_batchedtensor(x) or not x.is_floating_point():
+            return None
+        return Conv4Gradient([name for name, _ in self.named_parameters()], self.features[0][1].eps, x, y, ways)

@@ -1,0 +1,144 @@
+"""A hand-written first-order gradient of Conv4's cross-entropy on a CPU: the student's step without autograd.
+
+A graph-free student only ever needs ``∇_φ L_tr(φ)`` on one fixed batch, k times. Autograd builds and walks
+a graph per step, and on tiny batches the first block dominates for no good reason: a 3x3 convolution
+with one input channel and the batch norm after it, both over the largest activation, run far below the
+machine's speed in channels-last. Here the first block is one matrix product: its im2col columns are
+computed (and centred) once per task, the batch-norm statistics of the convolution's output follow from
+their 9x9 covariance, and convolution plus batch norm become ``cols @ W_eff + shift``; its backward is
+one ``cols^T @ dz`` and a few per-channel vectors. The other blocks call the kernels autograd would (batch
+norm, max-pool and ReLU forward and backward, oneDNN's convolutions) without the graph, except that a
+convolution over a map of at most 4x4 is an im2col matrix product, which beats the direct kernel there. The gradient is
+the same function as autograd's, equal to rounding (tested against autograd in float64 and float32); the first
+convolution's bias, which batch norm cancels, gets its exact gradient, 0.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Params = dict[str, Tensor]
+_aten = torch.ops.aten
+SMALL_MAP = 16  # H x W up to which a convolution runs as im2col and a matrix product
+
+
+def _im2col(nhwc: Tensor) -> Tensor:
+    """The 3x3, padding-1 patches of an (N, H, W, C) map as rows of an (N H W, 9 C) matrix, in (kh, kw, C) order."""
+    n, h, w, c = nhwc.shape
+    padded = F.pad(nhwc, (0, 0, 1, 1, 1, 1))
+    s = padded.stride()
+    return padded.as_strided((n, h, w, 3, 3, c), (s[0], s[1], s[2], s[1], s[2], s[3])).reshape(n * h * w, 9 * c)
+
+
+def _col2im(d_cols: Tensor, shape: tuple[int, int, int, int]) -> Tensor:
+    """The adjoint of :func:`_im2col`: patch gradients summed back onto the (N, C, H, W) map, channels-last."""
+    n, c, h, w = shape
+    d_cols = d_cols.view(n, h, w, 3, 3, c)
+    padded = d_cols.new_zeros(n, h + 2, w + 2, c)
+    for i in range(3):
+        for j in range(3):
+            padded[:, i:i + h, j:j + w] += d_cols[:, :, :, i, j]
+    return padded[:, 1:h + 1, 1:w + 1].permute(0, 3, 1, 2)
+
+
+def _weight_matrix(weight: Tensor) -> Tensor:
+    """A (C_out, C_in, 3, 3) kernel as the (C_out, 9 C_in) matrix that multiplies :func:`_im2col`'s rows."""
+    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
+def _weight_of_matrix(matrix: Tensor, like: Tensor) -> Tensor:
+    return matrix.view(like.shape[0], 3, 3, like.shape[1]).permute(0, 3, 1, 2)
+
+
+class Conv4Gradient:
+    """``∇_φ`` of ``cross_entropy(Conv4(φ, x)[:, :ways], y)`` for any φ, for one batch ``(x, y)``.
+
+    Only for a max-pool Conv4 on a CPU; :meth:`~lazymeta.models.Conv4.cross_entropy_gradient` decides.
+    """
+
+    def __init__(self, names: list[str], eps: float, x: Tensor, y: Tensor, ways: int):
+        self.names, self.eps, self.x, self.y, self.ways = names, eps, x, y, ways
+        self.cols: Tensor | None = None
+
+    def _columns(self) -> None:
+        """The task's centred im2col columns and their covariance, once (the batch is fixed)."""
+        cols = _im2col(self.x.permute(0, 2, 3, 1))
+        centred = cols - cols.mean(0)
+        self.cov = centred.T @ centred / centred.shape[0]
+        self.cols = centred
+        # the columns transposed and a row of ones: this @ dz gives (cols - mean)^T dz and dz's sums at once
+        self.cols_t = torch.cat([centred.T, centred.new_ones(1, centred.shape[0])]).contiguous()
+
+    def __call__(self, params: Params) -> list[Tensor]:
+        """The gradient, one tensor per parameter in ``params``' order."""
+        with torch.no_grad():
+            if self.cols is None:
+                self._columns()
+            grads = self._gradient(params)
+        return [grads[name] for name in params]
+
+    def _gradient(self, p: Params) -> Params:
+        names, grads = self.names, {}
+        # block 1: convolution and batch norm as one product of the task's centred columns
+        w1, gamma, beta = p[names[0]], p[names[2]], p[names[3]]
+        wmat = _weight_matrix(w1)
+        w_cov = wmat @ self.cov
+        invstd = ((w_cov * wmat).sum(1) + self.eps).rsqrt()
+        scale = gamma * invstd
+        n, _, h, w = self.x.shape
+        z = torch.addmm(beta, self.cols, (wmat * scale[:, None]).T)
+        z = z.view(n, h, w, -1).permute(0, 3, 1, 2)                         # channels-last (N, C, H, W)
+        pooled, index = _aten.max_pool2d_with_indices(z, [2, 2], [2, 2])
+        a = pooled.relu()
+        saved = [(z, index, a)]
+        # blocks 2-4
+        for i in range(1, 4):
+            wi, bi, gi, betai = (p[names[4 * i + j]] for j in range(4))
+            if a.shape[2] * a.shape[3] <= SMALL_MAP:
+                cols = _im2col(a.permute(0, 2, 3, 1))
+                conv = torch.addmm(bi, cols, _weight_matrix(wi).T)
+                conv = conv.view(a.shape[0], a.shape[2], a.shape[3], -1).permute(0, 3, 1, 2)
+                wi = None
+            else:
+                cols, wi = None, wi.contiguous(memory_format=torch.channels_last)  # once, not per kernel call
+                conv = _aten.convolution(a, wi, bi, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+            zi, mean, inv = _aten.native_batch_norm(conv, gi, betai, None, None, True, 0.0, self.eps)
+            pooled, index = _aten.max_pool2d_with_indices(zi, [2, 2], [2, 2])
+            a_in, a = a, pooled.relu()
+            saved.append((a_in, cols, wi, conv, mean, inv, zi, index, a))
+        # head and cross-entropy over the first `ways` logits
+        wh, bh = p[names[16]], p[names[17]]
+        features = a.flatten(1)
+        logits = torch.addmm(bh, features, wh.T)
+        d_logits = torch.zeros_like(logits)
+        probs = logits[:, :self.ways].softmax(1)
+        probs[torch.arange(len(self.y)), self.y] -= 1
+        d_logits[:, :self.ways] = probs / len(self.y)
+        grads[names[16]], grads[names[17]] = d_logits.T @ features, d_logits.sum(0)
+        d_a = (d_logits @ wh).view(a.shape)
+        for i in range(3, 0, -1):
+            a_in, cols, wi, conv, mean, inv, zi, index, a_out = saved[i]
+            d_pooled = _aten.threshold_backward(d_a, a_out, 0)
+            d_z = _aten.max_pool2d_with_indices_backward(d_pooled, zi, [2, 2], [2, 2], [0, 0], [1, 1], False, index)
+            d_conv, grads[names[4 * i + 2]], grads[names[4 * i + 3]] = _aten.native_batch_norm_backward(
+                d_z, conv, p[names[4 * i + 2]], None, None, mean, inv, True, self.eps, [True, True, True])
+            weight = p[names[4 * i]]
+            if cols is not None:
+                d_rows = d_conv.permute(0, 2, 3, 1).reshape(cols.shape[0], -1)
+                grads[names[4 * i]] = _weight_of_matrix((cols.T @ d_rows).T, weight)
+                grads[names[4 * i + 1]] = d_rows.sum(0)
+                d_a = _col2im(d_rows @ _weight_matrix(weight), a_in.shape)
+            else:
+                d_a, grads[names[4 * i]], grads[names[4 * i + 1]] = _aten.convolution_backward(
+                    d_conv, a_in, wi, [conv.shape[1]], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, True])
+        z, index, a_out = saved[0]
+        d_pooled = _aten.threshold_backward(d_a, a_out, 0)
+        d_z = _aten.max_pool2d_with_indices_backward(d_pooled, z, [2, 2], [2, 2], [0, 0], [1, 1], False, index)
+        moments = self.cols_t @ d_z.permute(0, 2, 3, 1).reshape(-1, d_z.shape[1])  # [(cols - mean)^T dz ; sum dz]
+        t, d_beta = moments[:-1].T, moments[-1]
+        d_gamma = invstd * (t * wmat).sum(1)
+        grads[names[0]] = _weight_of_matrix(scale[:, None] * (t - (d_gamma * invstd)[:, None] * w_cov), w1)
+        grads[names[1]] = torch.zeros_like(p[names[1]])
+        grads[names[2]], grads[names[3]] = d_gamma, d_beta
+        return grads

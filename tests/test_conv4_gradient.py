@@ -1,0 +1,102 @@
+"""Conv4's hand-written cross-entropy gradient is autograd's: against autograd of the textbook network (float64
+and float32, several shapes, small maps through im2col and large ones through oneDNN), against finite
+differences, and inside the student and the learner."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lazymeta import Student
+from lazymeta.learner import classification_losses
+from lazymeta.models import Conv4
+from lazymeta.models.conv4_gradient import Conv4Gradient
+from lazymeta.params import detach, flat, functional, params_of, unflat
+from tests.test_conv4 import textbook
+
+
+def autograd_gradient(params, x, y, ways):
+    leaves = {n: p.detach().clone().requires_grad_(True) for n, p in params.items()}
+    return torch.autograd.grad(F.cross_entropy(textbook(leaves, x)[:, :ways], y), list(leaves.values()))
+
+
+def random_params(model, dtype):
+    # away from the initialisation (BN weights 1, biases 0), so that every term of the gradient is exercised
+    return {n: p.detach().to(dtype) + 0.3 * torch.randn_like(p, dtype=dtype) for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("in_channels, side, hidden, head, ways, shots", [
+    (1, 28, 16, 5, 5, 1),     # Omniglot 5-way 1-shot; maps 28, 14, 7, 3: the last through im2col
+    (1, 28, 8, 20, 20, 2),    # a wider head than the task's ways is cut at `ways`
+    (3, 84, 8, 7, 5, 2),      # miniImageNet: three input channels, maps 84, 42, 21, 10 (all oneDNN), 5x5 features
+    (1, 20, 8, 5, 3, 3),      # maps 20, 10, 5 and 2 (im2col; the pooling of 5 drops a row)
+])
+def test_equals_autograd_in_float64(in_channels, side, hidden, head, ways, shots):
+    torch.manual_seed(0)
+    model = Conv4(in_channels, side, head, hidden).double()
+    params = random_params(model, torch.float64)
+    x = torch.randn(ways * shots, in_channels, side, side, dtype=torch.float64)
+    y = torch.arange(ways * shots) % ways
+    ours = model.cross_entropy_gradient(x, y, ways)(params)
+    for name, a, b in zip(params, ours, autograd_gradient(params, x, y, ways)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=name)
+        assert a.shape == params[name].shape
+
+
+def test_equals_autograd_in_float32_and_its_first_bias_gradient_is_exactly_zero():
+    torch.manual_seed(1)
+    model = Conv4(1, 28, 5, 64)
+    params = random_params(model, torch.float32)
+    x, y = torch.rand(5, 1, 28, 28), torch.arange(5)
+    ours = model.cross_entropy_gradient(x, y, 5)(params)
+    ref = autograd_gradient(params, x, y, 5)
+    scale = flat(dict(zip(params, ref))).abs().max()
+    for name, a, b in zip(params, ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * scale, msg=name)
+    assert (ours[1] == 0).all()  # batch norm cancels the first convolution's bias: its gradient is 0, not noise
+
+
+def test_matches_finite_differences():
+    torch.manual_seed(2)
+    model = Conv4(1, 16, 3, 4).double()
+    params = random_params(model, torch.float64)
+    x, y = torch.randn(6, 1, 16, 16, dtype=torch.float64), torch.arange(6) % 3
+    gradient = flat(dict(zip(params, model.cross_entropy_gradient(x, y, 3)(params))))
+    theta, direction = flat(params), torch.randn(gradient.numel(), dtype=torch.float64)
+
+    def loss(v):
+        return float(F.cross_entropy(textbook(unflat(v, params), x), y))
+
+    h = 1e-6
+    numeric = (loss(theta + h * direction) - loss(theta - h * direction)) / (2 * h)
+    assert abs(float(gradient @ direction) - numeric) < 1e-6 * max(1.0, abs(numeric))
+
+
+def test_offered_only_where_it_applies():
+    x, y = torch.randn(5, 1, 28, 28), torch.arange(5)
+    assert isinstance(Conv4(1, 28, 5, 8).cross_entropy_gradient(x, y, 5), Conv4Gradient)
+    assert Conv4(1, 28, 5, 8, pool="stride").cross_entropy_gradient(x, y, 5) is None
+    assert Conv4(1, 28, 5, 8, manual_gradient=False).cross_entropy_gradient(x, y, 5) is None
+    assert Conv4(1, 28, 5, 8).cross_entropy_gradient(x.to(torch.device("meta")), y, 5) is None
+
+
+def test_the_student_steps_with_it_and_lands_where_autograd_does():
+    torch.manual_seed(3)
+    fast, slow = Conv4(1, 28, 5, 16), Conv4(1, 28, 5, 16, manual_gradient=False)
+    slow.load_state_dict(fast.state_dict())
+    x, y = torch.rand(5, 1, 28, 28), torch.arange(5)
+    ends = []
+    for model in (fast, slow):
+        train, _ = classification_losses(functional(model), 5, x, y, x, y)
+        assert (train.gradient is not None) == model.manual_gradient
+        ends.append(Student(10, 0.4, keep_last=2).run(detach(params_of(model)), train))
+    for a, b in zip(*ends):
+        torch.testing.assert_close(flat(a), flat(b), rtol=1e-4, atol=1e-5)
+
+
+def test_second_order_students_keep_autograd():
+    torch.manual_seed(4)
+    model = Conv4(1, 28, 5, 8)
+    x, y = torch.rand(5, 1, 28, 28), torch.arange(5)
+    train, _ = classification_losses(functional(model), 5, x, y, x, y)
+    theta = {n: p.detach().requires_grad_(True) for n, p in model.named_parameters()}
+    end = Student(2, 0.4).run(theta, train, create_graph=True)[-1]
+    assert end["head.weight"].requires_grad  # differentiable in the start point: the graph was built
