@@ -1,6 +1,5 @@
 """Conv4's hand-written cross-entropy gradient is autograd's: against autograd of the textbook network (float64
-and float32, several shapes, small maps through im2col and large ones through oneDNN), against finite
-differences, and inside the student and the learner."""
+and float32, several shapes), against finite differences, and inside the student and the learner."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -24,10 +23,10 @@ def random_params(model, dtype):
 
 
 @pytest.mark.parametrize("in_channels, side, hidden, head, ways, shots", [
-    (1, 28, 16, 5, 5, 1),     # Omniglot 5-way 1-shot; maps 28, 14, 7, 3: the last through im2col
+    (1, 28, 16, 5, 5, 1),     # Omniglot 5-way 1-shot: maps 28, 14, 7 and 3
     (1, 28, 8, 20, 20, 2),    # a wider head than the task's ways is cut at `ways`
-    (3, 84, 8, 7, 5, 2),      # miniImageNet: three input channels, maps 84, 42, 21, 10 (all oneDNN), 5x5 features
-    (1, 20, 8, 5, 3, 3),      # maps 20, 10, 5 and 2 (im2col; the pooling of 5 drops a row)
+    (3, 84, 8, 7, 5, 2),      # miniImageNet: three input channels, maps 84, 42, 21 and 10, 5x5 features
+    (1, 20, 8, 5, 3, 3),      # maps 20, 10, 5 and 2 (the pooling of 5 drops a row)
 ])
 def test_equals_autograd_in_float64(in_channels, side, hidden, head, ways, shots):
     torch.manual_seed(0)
@@ -76,6 +75,15 @@ def test_offered_only_where_it_applies():
     assert Conv4(1, 28, 5, 8, pool="stride").cross_entropy_gradient(x, y, 5) is None
     assert Conv4(1, 28, 5, 8, manual_gradient=False).cross_entropy_gradient(x, y, 5) is None
     assert Conv4(1, 28, 5, 8).cross_entropy_gradient(x.to(torch.device("meta")), y, 5) is None
+
+    class OtherForward(Conv4):
+        def forward(self, x):
+            return super().forward(2 * x)
+
+    assert OtherForward(1, 28, 5, 8).cross_entropy_gradient(x, y, 5) is None
+    edited = Conv4(1, 28, 5, 8)
+    edited.features[2][0].padding = (0, 0)
+    assert edited.cross_entropy_gradient(x, y, 5) is None
 
 
 def test_the_student_steps_with_it_and_lands_where_autograd_does():

@@ -3,7 +3,11 @@ import pytest
 import torch
 
 from lazymeta.infra.errors import ConfigError
-from lazymeta.infra.runtime import pick_device
+import os
+import platform
+import resource
+
+from lazymeta.infra.runtime import keep_freed_memory, pick_device
 
 
 def test_auto_and_cpu():
@@ -33,3 +37,21 @@ def test_batch_tasks_and_task_threads_are_exclusive_and_score_chunk_positive():
         update(FewShotConfig(), {"teacher": {"chunk": 0}}, "--set")
     with pytest.raises(ConfigError, match="batch_tasks and task_threads > 1"):
         validate(update(FewShotConfig(), {"batch_tasks": True, "task_threads": 2}, "--set"))
+
+
+def test_a_users_malloc_setting_wins(monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
+    assert keep_freed_memory() is False
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="keep_freed_memory sets glibc's mallopt only")
+def test_freed_blocks_are_reused_without_page_faults(monkeypatch):
+    for key in [k for k in os.environ if k.startswith("MALLOC_")]:
+        monkeypatch.delenv(key)
+    assert keep_freed_memory() is True
+    for _ in range(3):  # a 4 MB activation allocated, written and freed, as a student step does k times
+        torch.ones(1 << 20)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        torch.ones(1 << 20)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 20 * 256 // 4  # not a fresh mapping each time

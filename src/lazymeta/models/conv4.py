@@ -77,8 +77,23 @@ class Conv4(nn.Module):
     def cross_entropy_gradient(self, x: Tensor, y: Tensor, ways: int
                                ) -> Callable[[dict[str, Tensor]], list[Tensor]] | None:
         """``φ -> ∇_φ cross_entropy(self(φ, x)[:, :ways], y)`` without autograd, or None where it does not
-        apply (``manual_gradient`` off, stride pooling, not a CPU, inside a torch.func transform)."""
-        if not self.manual_gradient or self.pool != "max" or x.device.type != "cpu" \
+        apply (``manual_gradient`` off, stride pooling, a subclass or edited blocks that compute another
+        function, not a CPU, inside a torch.func transform)."""
+        if not self.manual_gradient or not self._textbook_blocks() or x.device.type != "cpu" \
                 or torch._C._functorch.is_batchedtensor(x) or not x.is_floating_point():
             return None
         return Conv4Gradient([name for name, _ in self.named_parameters()], self.features[0][1].eps, x, y, ways)
+
+    def _textbook_blocks(self) -> bool:
+        """Whether this network is the function :class:`Conv4Gradient` differentiates: Conv4's own forward
+        over max-pool blocks of 3x3 convolutions (padding 1), batch norm on batch statistics, 2x2 pooling."""
+        if type(self).forward is not Conv4.forward or self.pool != "max":
+            return False
+        for conv, norm, pool, relu in self.features:
+            if not (isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.padding == (1, 1)
+                    and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+                    and type(norm) is nn.BatchNorm2d and not norm.track_running_stats and norm.affine
+                    and type(pool) is nn.MaxPool2d and pool.kernel_size == 2 and pool.stride == 2
+                    and pool.padding == 0 and not pool.ceil_mode and type(relu) is nn.ReLU):
+                return False
+        return True

@@ -5,10 +5,9 @@ a graph per step, and on tiny batches the first block dominates for no good reas
 with one input channel and the batch norm after it, both over the largest activation, run far below the
 machine's speed in channels-last. Here the first block is one matrix product: its im2col columns are
 computed (and centred) once per task, the batch-norm statistics of the convolution's output follow from
-their 9x9 covariance, and convolution plus batch norm become ``cols @ W_eff + shift``; its backward is
+their small covariance, and convolution plus batch norm become ``cols @ W_eff + shift``; its backward is
 one ``cols^T @ dz`` and a few per-channel vectors. The other blocks call the kernels autograd would (batch
-norm, max-pool and ReLU forward and backward, oneDNN's convolutions) without the graph, except that a
-convolution over a map of at most 4x4 is an im2col matrix product, which beats the direct kernel there. The gradient is
+norm, max-pool and ReLU forward and backward, oneDNN's convolutions) without the graph. The gradient is
 the same function as autograd's, equal to rounding (tested against autograd in float64 and float32); the first
 convolution's bias, which batch norm cancels, gets its exact gradient, 0.
 """
@@ -20,7 +19,6 @@ from torch import Tensor
 
 Params = dict[str, Tensor]
 _aten = torch.ops.aten
-SMALL_MAP = 16  # H x W up to which a convolution runs as im2col and a matrix product
 
 
 def _im2col(nhwc: Tensor) -> Tensor:
@@ -31,23 +29,13 @@ def _im2col(nhwc: Tensor) -> Tensor:
     return padded.as_strided((n, h, w, 3, 3, c), (s[0], s[1], s[2], s[1], s[2], s[3])).reshape(n * h * w, 9 * c)
 
 
-def _col2im(d_cols: Tensor, shape: tuple[int, int, int, int]) -> Tensor:
-    """The adjoint of :func:`_im2col`: patch gradients summed back onto the (N, C, H, W) map, channels-last."""
-    n, c, h, w = shape
-    d_cols = d_cols.view(n, h, w, 3, 3, c)
-    padded = d_cols.new_zeros(n, h + 2, w + 2, c)
-    for i in range(3):
-        for j in range(3):
-            padded[:, i:i + h, j:j + w] += d_cols[:, :, :, i, j]
-    return padded[:, 1:h + 1, 1:w + 1].permute(0, 3, 1, 2)
-
-
 def _weight_matrix(weight: Tensor) -> Tensor:
     """A (C_out, C_in, 3, 3) kernel as the (C_out, 9 C_in) matrix that multiplies :func:`_im2col`'s rows."""
     return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
 
 
 def _weight_of_matrix(matrix: Tensor, like: Tensor) -> Tensor:
+    """The inverse of :func:`_weight_matrix`, shaped like ``like``."""
     return matrix.view(like.shape[0], 3, 3, like.shape[1]).permute(0, 3, 1, 2)
 
 
@@ -95,18 +83,12 @@ class Conv4Gradient:
         # blocks 2-4
         for i in range(1, 4):
             wi, bi, gi, betai = (p[names[4 * i + j]] for j in range(4))
-            if a.shape[2] * a.shape[3] <= SMALL_MAP:
-                cols = _im2col(a.permute(0, 2, 3, 1))
-                conv = torch.addmm(bi, cols, _weight_matrix(wi).T)
-                conv = conv.view(a.shape[0], a.shape[2], a.shape[3], -1).permute(0, 3, 1, 2)
-                wi = None
-            else:
-                cols, wi = None, wi.contiguous(memory_format=torch.channels_last)  # once, not per kernel call
-                conv = _aten.convolution(a, wi, bi, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+            wi = wi.contiguous(memory_format=torch.channels_last)  # once, not once per kernel call
+            conv = _aten.convolution(a, wi, bi, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
             zi, mean, inv = _aten.native_batch_norm(conv, gi, betai, None, None, True, 0.0, self.eps)
             pooled, index = _aten.max_pool2d_with_indices(zi, [2, 2], [2, 2])
             a_in, a = a, pooled.relu()
-            saved.append((a_in, cols, wi, conv, mean, inv, zi, index, a))
+            saved.append((a_in, wi, conv, mean, inv, zi, index, a))
         # head and cross-entropy over the first `ways` logits
         wh, bh = p[names[16]], p[names[17]]
         features = a.flatten(1)
@@ -118,20 +100,13 @@ class Conv4Gradient:
         grads[names[16]], grads[names[17]] = d_logits.T @ features, d_logits.sum(0)
         d_a = (d_logits @ wh).view(a.shape)
         for i in range(3, 0, -1):
-            a_in, cols, wi, conv, mean, inv, zi, index, a_out = saved[i]
+            a_in, wi, conv, mean, inv, zi, index, a_out = saved[i]
             d_pooled = _aten.threshold_backward(d_a, a_out, 0)
             d_z = _aten.max_pool2d_with_indices_backward(d_pooled, zi, [2, 2], [2, 2], [0, 0], [1, 1], False, index)
             d_conv, grads[names[4 * i + 2]], grads[names[4 * i + 3]] = _aten.native_batch_norm_backward(
                 d_z, conv, p[names[4 * i + 2]], None, None, mean, inv, True, self.eps, [True, True, True])
-            weight = p[names[4 * i]]
-            if cols is not None:
-                d_rows = d_conv.permute(0, 2, 3, 1).reshape(cols.shape[0], -1)
-                grads[names[4 * i]] = _weight_of_matrix((cols.T @ d_rows).T, weight)
-                grads[names[4 * i + 1]] = d_rows.sum(0)
-                d_a = _col2im(d_rows @ _weight_matrix(weight), a_in.shape)
-            else:
-                d_a, grads[names[4 * i]], grads[names[4 * i + 1]] = _aten.convolution_backward(
-                    d_conv, a_in, wi, [conv.shape[1]], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, True])
+            d_a, grads[names[4 * i]], grads[names[4 * i + 1]] = _aten.convolution_backward(
+                d_conv, a_in, wi, [conv.shape[1]], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, True])
         z, index, a_out = saved[0]
         d_pooled = _aten.threshold_backward(d_a, a_out, 0)
         d_z = _aten.max_pool2d_with_indices_backward(d_pooled, z, [2, 2], [2, 2], [0, 0], [1, 1], False, index)
