@@ -78,9 +78,9 @@ class Conv4(nn.Module):
                                ) -> Callable[[dict[str, Tensor]], list[Tensor]] | None:
         """``φ -> ∇_φ cross_entropy(self(φ, x)[:, :ways], y)`` without autograd, or None where it does not
         apply (``manual_gradient`` off, stride pooling, a subclass or edited blocks that compute another
-        function, not a CPU, inside a torch.func transform)."""
+        function, not a CPU, inside a torch.func transform, neither float32 nor float64)."""
         if not self.manual_gradient or not self._textbook_blocks() or x.device.type != "cpu" \
-                or torch._C._functorch.is_batchedtensor(x) or not x.is_floating_point():
+                or torch._C._functorch.is_batchedtensor(x) or x.dtype not in (torch.float32, torch.float64):
             return None
         return Conv4Gradient([name for name, _ in self.named_parameters()], self.features[0][1].eps, x, y, ways)
 
