@@ -105,7 +105,7 @@ def _episode_losses(forward: Callable[[Params, Tensor], Tensor], ways: int
 
 
 def classification_losses(forward: Callable[[Params, Tensor], Tensor], ways: int, train_x: Tensor,
-                          train_y: Tensor, val_x: Tensor, val_y: Tensor) -> tuple[Callable[[Params], Tensor], Metric]:
+                          train_y: Tensor, val_x: Tensor, val_y: Tensor) -> tuple[TrainLoss, Metric]:
     """The student's training loss (with the model's own cross-entropy gradient, if it has one) and the
     (loss, accuracy) metric of one task."""
     loss, metric = _episode_losses(forward, ways)

@@ -1,13 +1,13 @@
 """Device selection fails early, with the value and the fix, instead of deep inside a training loop."""
-import pytest
-import torch
-
-from lazymeta.infra.errors import ConfigError
 import os
 import platform
 import subprocess
 import sys
 
+import pytest
+import torch
+
+from lazymeta.infra.errors import ConfigError
 from lazymeta.infra.runtime import keep_freed_memory, pick_device
 
 

@@ -3,7 +3,6 @@ threads and how freed memory goes back to the operating system."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import random
 
@@ -72,12 +71,8 @@ def keep_freed_memory() -> bool:
     """
     if any(k.startswith("MALLOC_") for k in os.environ):
         return False
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):
-        return False
-    if mallopt is None:
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols: glibc's, where there is glibc
+    except (OSError, AttributeError, TypeError):
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))

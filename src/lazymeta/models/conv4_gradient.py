@@ -1,9 +1,9 @@
 """A hand-written first-order gradient of Conv4's cross-entropy on a CPU: the student's step without autograd.
 
 A graph-free student only ever needs ``∇_φ L_tr(φ)`` on one fixed batch, k times. Autograd builds and walks
-a graph per step, and on tiny batches the first block dominates for no good reason: a 3x3 convolution
-with one input channel and the batch norm after it, both over the largest activation, run far below the
-machine's speed in channels-last. Here the first block is one matrix product: its im2col columns are
+a graph per step, and on tiny batches the first block costs far more than its arithmetic: a 3x3
+convolution with one input channel and the batch norm after it, both over the largest activation, run far
+below the machine's speed in channels-last. Here the first block is one matrix product: its im2col columns are
 computed (and centred) once per task, the batch-norm statistics of the convolution's output follow from
 their small covariance, and convolution plus batch norm become ``cols @ W_eff + shift``; its backward is
 one ``cols^T @ dz`` and a few per-channel vectors. The other blocks call the kernels autograd would (batch
