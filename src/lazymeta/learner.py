@@ -110,7 +110,8 @@ def classification_losses(forward: Callable[[Params, Tensor], Tensor], ways: int
     (loss, accuracy) metric of one task."""
     loss, metric = _episode_losses(forward, ways)
     manual = getattr(getattr(forward, "module", None), "cross_entropy_gradient", None)
-    train = TrainLoss(lambda p: loss(p, train_x, train_y), manual and manual(train_x, train_y, ways))
+    gradient = manual and manual(train_x, train_y, ways)
+    train = TrainLoss(lambda p: loss(p, train_x, train_y), gradient, gradient and gradient.layout)
     return train, (lambda p: metric(p, val_x, val_y))
 
 

@@ -24,10 +24,13 @@ from lazymeta.params import Params, detach
 class TrainLoss:
     """A task's training loss as a function of the parameters, with, where the model has one, its exact
     gradient by other means than autograd (``gradient(φ)``: one tensor per parameter, in φ's order), which
-    graph-free students use instead of building a graph per step."""
+    graph-free students use instead of building a graph per step. ``layout(φ)``, where given, is φ with the
+    same values in the memory layout that gradient runs fastest on; a student applies it once to its start
+    point, and its steps keep that layout."""
 
     loss: Callable[[Params], Tensor]
     gradient: Callable[[Params], list[Tensor]] | None = None
+    layout: Callable[[Params], Params] | None = None
 
     def __call__(self, params: Params) -> Tensor:
         return self.loss(params)
@@ -59,9 +62,12 @@ class Student:
         ``meta``, the rule's own meta-parameters (learned rates, curvature), if it has any. Without it, a
         :class:`TrainLoss` with a ``gradient`` is stepped with that gradient, not with autograd."""
         phi = start if create_graph else detach(start)
+        gradient = None if create_graph else getattr(loss_fn, "gradient", None)
+        layout = getattr(loss_fn, "layout", None)
+        if gradient is not None and layout is not None and self.steps:
+            phi = layout(phi)
         kept: deque[Params] = deque([phi], maxlen=self.keep_last)
         state = self.init_state(phi, meta if create_graph or meta is None else detach(meta))
-        gradient = None if create_graph else getattr(loss_fn, "gradient", None)
         with torch.enable_grad():
             for t in range(1, self.steps + 1):
                 if gradient is not None:

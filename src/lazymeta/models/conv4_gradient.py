@@ -7,9 +7,11 @@ below the machine's speed in channels-last. Here the first block is one matrix p
 computed (and centred) once per task, the batch-norm statistics of the convolution's output follow from
 their small covariance, and convolution plus batch norm become ``cols @ W_eff + shift``; its backward is
 one ``cols^T @ dz`` and a few per-channel vectors. The other blocks call the kernels autograd would (batch
-norm, max-pool and ReLU forward and backward, oneDNN's convolutions) without the graph. The gradient is
-the same function as autograd's, equal to rounding (tested against autograd in float64 and float32); the first
-convolution's bias, which batch norm cancels, gets its exact gradient, 0.
+norm, max-pool and ReLU forward and backward, oneDNN's convolutions) without the graph, on weights kept in
+channels-last memory across the student's steps (:meth:`Conv4Gradient.layout`), so that no kernel converts
+them. The gradient is the same function as autograd's, equal to rounding (tested against autograd in float64
+and float32); the convolutions' biases, which batch norm cancels, are left out of the forward pass and get
+their exact gradient, 0.
 """
 from __future__ import annotations
 
@@ -18,7 +20,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 Params = dict[str, Tensor]
+# the kernels autograd calls, bound to their overloads: a call then skips the overload's resolution
 _aten = torch.ops.aten
+_convolution, _convolution_backward = _aten.convolution.default, _aten.convolution_backward.default
+_batch_norm, _batch_norm_backward = _aten.native_batch_norm.default, _aten.native_batch_norm_backward.default
+_max_pool, _max_pool_backward = _aten.max_pool2d_with_indices.default, _aten.max_pool2d_with_indices_backward.default
+_relu_backward = _aten.threshold_backward.default
 
 
 def _im2col(nhwc: Tensor) -> Tensor:
@@ -49,20 +56,28 @@ class Conv4Gradient:
         self.names, self.eps, self.x, self.y, self.ways = names, eps, x, y, ways
         self.cols: Tensor | None = None
 
-    def _columns(self) -> None:
-        """The task's centred im2col columns and their covariance, once (the batch is fixed)."""
+    def _prepare(self) -> None:
+        """What depends on the batch only, once: the first block's centred im2col columns and their covariance,
+        and the one-hot targets."""
         cols = _im2col(self.x.permute(0, 2, 3, 1))
         centred = cols - cols.mean(0)
         self.cov = centred.T @ centred / centred.shape[0]
         self.cols = centred
         # the columns transposed and a row of ones: this @ dz gives (cols - mean)^T dz and dz's sums at once
         self.cols_t = torch.cat([centred.T, centred.new_ones(1, centred.shape[0])]).contiguous()
+        self.target = F.one_hot(self.y, self.ways).to(self.x.dtype) / len(self.y)
+
+    def layout(self, params: Params) -> Params:
+        """``params`` with the convolutions' weights in channels-last memory, which the kernels take as they
+        are: steps from there keep it, instead of converting every weight at every step."""
+        return {name: p.contiguous(memory_format=torch.channels_last) if p.dim() == 4 else p
+                for name, p in params.items()}
 
     def __call__(self, params: Params) -> list[Tensor]:
         """The gradient, one tensor per parameter in ``params``' order."""
         with torch.no_grad():
             if self.cols is None:
-                self._columns()
+                self._prepare()
             grads = self._gradient(params)
         return [grads[name] for name in params]
 
@@ -77,39 +92,41 @@ class Conv4Gradient:
         n, _, h, w = self.x.shape
         z = torch.addmm(beta, self.cols, (wmat * scale[:, None]).T)
         z = z.view(n, h, w, -1).permute(0, 3, 1, 2)                         # channels-last (N, C, H, W)
-        pooled, index = _aten.max_pool2d_with_indices(z, [2, 2], [2, 2])
+        pooled, index = _max_pool(z, [2, 2], [2, 2])
         a = pooled.relu()
         saved = [(z, index, a)]
-        # blocks 2-4
+        # blocks 2-4; batch norm cancels the convolution's bias, which is left out (its gradient is 0)
         for i in range(1, 4):
-            wi, bi, gi, betai = (p[names[4 * i + j]] for j in range(4))
-            wi = wi.contiguous(memory_format=torch.channels_last)  # once, not once per kernel call
-            conv = _aten.convolution(a, wi, bi, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
-            zi, mean, inv = _aten.native_batch_norm(conv, gi, betai, None, None, True, 0.0, self.eps)
-            pooled, index = _aten.max_pool2d_with_indices(zi, [2, 2], [2, 2])
+            wi, gi, betai = p[names[4 * i]], p[names[4 * i + 2]], p[names[4 * i + 3]]
+            wi = wi.contiguous(memory_format=torch.channels_last)  # a no-op on weights that `layout` placed
+            conv = _convolution(a, wi, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+            zi, mean, inv = _batch_norm(conv, gi, betai, None, None, True, 0.0, self.eps)
+            pooled, index = _max_pool(zi, [2, 2], [2, 2])
             a_in, a = a, pooled.relu()
             saved.append((a_in, wi, conv, mean, inv, zi, index, a))
         # head and cross-entropy over the first `ways` logits
         wh, bh = p[names[16]], p[names[17]]
         features = a.flatten(1)
         logits = torch.addmm(bh, features, wh.T)
-        d_logits = torch.zeros_like(logits)
-        probs = logits[:, :self.ways].softmax(1)
-        probs[torch.arange(len(self.y)), self.y] -= 1
-        d_logits[:, :self.ways] = probs / len(self.y)
+        if logits.shape[1] == self.ways:
+            d_logits = logits.softmax(1).div_(len(self.y)).sub_(self.target)
+        else:
+            d_logits = torch.zeros_like(logits)
+            d_logits[:, :self.ways] = logits[:, :self.ways].softmax(1).div_(len(self.y)).sub_(self.target)
         grads[names[16]], grads[names[17]] = d_logits.T @ features, d_logits.sum(0)
         d_a = (d_logits @ wh).view(a.shape)
         for i in range(3, 0, -1):
             a_in, wi, conv, mean, inv, zi, index, a_out = saved[i]
-            d_pooled = _aten.threshold_backward(d_a, a_out, 0)
-            d_z = _aten.max_pool2d_with_indices_backward(d_pooled, zi, [2, 2], [2, 2], [0, 0], [1, 1], False, index)
-            d_conv, grads[names[4 * i + 2]], grads[names[4 * i + 3]] = _aten.native_batch_norm_backward(
+            d_pooled = _relu_backward(d_a, a_out, 0)
+            d_z = _max_pool_backward(d_pooled, zi, [2, 2], [2, 2], [0, 0], [1, 1], False, index)
+            d_conv, grads[names[4 * i + 2]], grads[names[4 * i + 3]] = _batch_norm_backward(
                 d_z, conv, p[names[4 * i + 2]], None, None, mean, inv, True, self.eps, [True, True, True])
-            d_a, grads[names[4 * i]], grads[names[4 * i + 1]] = _aten.convolution_backward(
-                d_conv, a_in, wi, [conv.shape[1]], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, True])
+            d_a, grads[names[4 * i]], _ = _convolution_backward(
+                d_conv, a_in, wi, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, False])
+            grads[names[4 * i + 1]] = torch.zeros_like(p[names[4 * i + 1]])
         z, index, a_out = saved[0]
-        d_pooled = _aten.threshold_backward(d_a, a_out, 0)
-        d_z = _aten.max_pool2d_with_indices_backward(d_pooled, z, [2, 2], [2, 2], [0, 0], [1, 1], False, index)
+        d_pooled = _relu_backward(d_a, a_out, 0)
+        d_z = _max_pool_backward(d_pooled, z, [2, 2], [2, 2], [0, 0], [1, 1], False, index)
         moments = self.cols_t @ d_z.permute(0, 2, 3, 1).reshape(-1, d_z.shape[1])  # [(cols - mean)^T dz ; sum dz]
         t, d_beta = moments[:-1].T, moments[-1]
         d_gamma = invstd * (t * wmat).sum(1)
