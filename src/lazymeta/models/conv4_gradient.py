@@ -108,11 +108,9 @@ class Conv4Gradient:
         wh, bh = p[names[16]], p[names[17]]
         features = a.flatten(1)
         logits = torch.addmm(bh, features, wh.T)
-        if logits.shape[1] == self.ways:
-            d_logits = logits.softmax(1).div_(len(self.y)).sub_(self.target)
-        else:
-            d_logits = torch.zeros_like(logits)
-            d_logits[:, :self.ways] = logits[:, :self.ways].softmax(1).div_(len(self.y)).sub_(self.target)
+        d_logits = logits[:, :self.ways].softmax(1).div_(len(self.y)).sub_(self.target)
+        if logits.shape[1] > self.ways:  # a head wider than the task's ways: the rest get no gradient
+            d_logits = F.pad(d_logits, (0, logits.shape[1] - self.ways))
         grads[names[16]], grads[names[17]] = d_logits.T @ features, d_logits.sum(0)
         d_a = (d_logits @ wh).view(a.shape)
         for i in range(3, 0, -1):
@@ -123,7 +121,6 @@ class Conv4Gradient:
                 d_z, conv, p[names[4 * i + 2]], None, None, mean, inv, True, self.eps, [True, True, True])
             d_a, grads[names[4 * i]], _ = _convolution_backward(
                 d_conv, a_in, wi, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, False])
-            grads[names[4 * i + 1]] = torch.zeros_like(p[names[4 * i + 1]])
         z, index, a_out = saved[0]
         d_pooled = _relu_backward(d_a, a_out, 0)
         d_z = _max_pool_backward(d_pooled, z, [2, 2], [2, 2], [0, 0], [1, 1], False, index)
@@ -131,6 +128,7 @@ class Conv4Gradient:
         t, d_beta = moments[:-1].T, moments[-1]
         d_gamma = invstd * (t * wmat).sum(1)
         grads[names[0]] = _weight_of_matrix(scale[:, None] * (t - (d_gamma * invstd)[:, None] * w_cov), w1)
-        grads[names[1]] = torch.zeros_like(p[names[1]])
         grads[names[2]], grads[names[3]] = d_gamma, d_beta
+        for i in range(4):  # the convolutions' biases, which batch norm cancels
+            grads[names[4 * i + 1]] = torch.zeros_like(p[names[4 * i + 1]])
         return grads
