@@ -1,15 +1,17 @@
 """Conv4's hand-written cross-entropy gradient is autograd's: against autograd of the textbook network (float64
-and float32, several shapes), against finite differences, and inside the student and the learner."""
+and float32, several shapes), against finite differences, and inside the student and the learner; its
+graph-free scores (the teacher's) and value-and-gradient (the first-order outer passes') too."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from lazymeta import Student
-from lazymeta.learner import classification_losses
+from lazymeta.learner import MetaLearner, Task, classification_losses
 from lazymeta.models import Conv4
 from lazymeta.models.conv4_gradient import Conv4Gradient
 from lazymeta.params import detach, flat, functional, params_of, unflat
 from lazymeta.student import TrainLoss
+from lazymeta.teacher import LazyTeacher, ValMetric
 from tests.test_conv4 import textbook
 
 
@@ -23,12 +25,15 @@ def random_params(model, dtype):
     return {n: p.detach().to(dtype) + 0.3 * torch.randn_like(p, dtype=dtype) for n, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("in_channels, side, hidden, head, ways, shots", [
+SHAPES = pytest.mark.parametrize("in_channels, side, hidden, head, ways, shots", [
     (1, 28, 16, 5, 5, 1),     # Omniglot 5-way 1-shot: maps 28, 14, 7 and 3
     (1, 28, 8, 20, 20, 2),    # a wider head than the task's ways is cut at `ways`
     (3, 84, 8, 7, 5, 2),      # miniImageNet: three input channels, maps 84, 42, 21 and 10, 5x5 features
     (1, 20, 8, 5, 3, 3),      # maps 20, 10, 5 and 2 (the pooling of 5 drops a row)
 ])
+
+
+@SHAPES
 def test_equals_autograd_in_float64(in_channels, side, hidden, head, ways, shots):
     torch.manual_seed(0)
     model = Conv4(in_channels, side, head, hidden).double()
@@ -39,6 +44,60 @@ def test_equals_autograd_in_float64(in_channels, side, hidden, head, ways, shots
     for name, a, b in zip(params, ours, autograd_gradient(params, x, y, ways)):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=name)
         assert a.shape == params[name].shape
+
+
+@SHAPES
+def test_its_scores_and_value_and_gradient_are_autograds_loss_accuracy_and_gradient(in_channels, side, hidden, head,
+                                                                                   ways, shots):
+    torch.manual_seed(6)
+    model = Conv4(in_channels, side, head, hidden).double()
+    params = random_params(model, torch.float64)
+    x = torch.randn(ways * shots, in_channels, side, side, dtype=torch.float64)
+    y = torch.arange(ways * shots) % ways
+    logits = textbook(params, x)[:, :ways]
+    loss, accuracy = F.cross_entropy(logits, y), (logits.argmax(-1) == y).float().mean()
+    ours = model.cross_entropy_gradient(x, y, ways)
+    scores = ours.scores(params)
+    torch.testing.assert_close(scores[0], loss, rtol=1e-12, atol=0)
+    assert torch.equal(scores[1], accuracy)
+    grads, *value = ours.value_and_gradient(params)
+    assert all(torch.equal(a, b) for a, b in zip(value, scores))  # the same forward pass
+    assert all(torch.equal(a, b) for a, b in zip(grads, ours(params)))
+
+
+def test_the_validation_metric_scores_without_autograd_and_runs_the_plain_metric_otherwise():
+    plain, fast = (torch.zeros(()), torch.zeros(())), (torch.ones(()), torch.ones(()))
+    metric = ValMetric(lambda p: plain, lambda p: fast)
+    params = {"w": torch.randn(3)}
+    assert metric(params) is plain
+    with torch.no_grad():
+        assert metric(params) is fast
+        batched = torch.func.vmap(lambda p: metric(p)[0] + p["w"].sum())({"w": torch.randn(4, 3)})
+    assert batched.shape == (4,)  # under vmap, the plain metric (the graph-free forward is not vmappable)
+    assert ValMetric(lambda p: plain)(params) is plain
+
+
+@pytest.mark.parametrize("algorithm, reading", [("fomaml", "leap-rate"), ("lazy-maml", "leap-rate"),
+                                                ("lazy-maml", "literal"), ("imaml", "leap-rate")])
+def test_first_order_outer_passes_take_it_and_give_autograds_meta_gradient(algorithm, reading, monkeypatch):
+    torch.manual_seed(7)
+    fast, slow = (Conv4(1, 28, 5, 8, manual_gradient=m).double() for m in (True, False))
+    slow.load_state_dict(fast.state_dict())
+    x, val_x = torch.randn(5, 1, 28, 28, dtype=torch.float64), torch.randn(15, 1, 28, 28, dtype=torch.float64)
+    task = Task(x, torch.arange(5), val_x, torch.arange(15) % 5)
+    updates = []
+    for model in (slow, fast):
+        learner = MetaLearner(model, algorithm, Student(4, 0.4), LazyTeacher(reading=reading))
+        if model is fast and algorithm != "imaml":  # the whole task without autograd (iMAML's CG solve needs it)
+            monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: pytest.fail("autograd was called"))
+        updates.append(learner._task_update(params_of(model), task))
+        monkeypatch.undo()
+    (slow_grads, *slow_scores, slow_leap), (fast_grads, *fast_scores, fast_leap) = updates
+    for name, a, b in zip(params_of(fast), fast_grads, slow_grads):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12, msg=name)
+    torch.testing.assert_close(fast_scores, slow_scores, rtol=1e-10, atol=0)
+    if slow_leap is not None:
+        assert torch.equal(fast_leap.gamma, slow_leap.gamma) and torch.equal(fast_leap.alpha, slow_leap.alpha)
 
 
 def test_equals_autograd_in_float32_and_its_convolution_bias_gradients_are_exactly_zero():

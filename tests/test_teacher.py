@@ -112,3 +112,33 @@ def test_bad_settings_are_rejected():
 def test_the_paper_rule_is_the_default_choice():
     """Selection by D_val accuracy, ties broken by loss (the paper's sec. 4.2), γ as the leap rate."""
     assert LazyTeacher().select == "accuracy" and LazyTeacher().reading == "leap-rate"
+
+
+@pytest.mark.parametrize("chunk", [1, 7])
+def test_every_candidate_is_the_leap_of_each_parameter(chunk):
+    """The candidates are built as flat vectors: each parameter of each must be its own leap, shapes kept."""
+    g = torch.Generator().manual_seed(3)
+    shapes = {"conv": (2, 3, 3, 3), "bias": (2,), "head": (4, 5)}
+    theta = {n: torch.randn(s, generator=g, dtype=torch.float64) for n, s in shapes.items()}
+    checkpoints = [{n: torch.randn(s, generator=g, dtype=torch.float64) for n, s in shapes.items()} for _ in range(2)]
+    teacher = LazyTeacher(alpha_step=0.25, chunk=chunk)
+    seen = []
+
+    def metric(p):
+        seen.append({n: v.clone() for n, v in p.items()} if chunk == 1 else None)
+        return sum(v.sum() for v in p.values()), torch.zeros((), dtype=torch.float64)
+
+    teacher.choose(theta, checkpoints, metric)
+    gammas, alphas = teacher.candidates(2)
+    if chunk == 1:
+        assert len(seen) == len(gammas)
+        for candidate, gamma, alpha in zip(seen, gammas, alphas):
+            for n, p in theta.items():
+                hull = alpha[0] * checkpoints[0][n] + alpha[1] * checkpoints[1][n]
+                torch.testing.assert_close(candidate[n], (1 - gamma) * p + gamma * hull, rtol=1e-12, atol=1e-12)
+    leap = teacher.choose(theta, checkpoints, metric)  # the lowest sum: one candidate, the same either way
+    totals = [sum(((1 - gm) * p + gm * (a[0] * checkpoints[0][n] + a[1] * checkpoints[1][n])).sum()
+                  for n, p in theta.items()) for gm, a in zip(gammas, alphas)]
+    best = min(range(len(totals)), key=lambda i: float(totals[i]))
+    assert float(leap.gamma) == pytest.approx(float(gammas[best]))
+    torch.testing.assert_close(leap.alpha, alphas[best])

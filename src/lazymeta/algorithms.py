@@ -35,7 +35,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from lazymeta.params import Params, detach, flat, sub, unflat
+from lazymeta.params import Params, detach, flat, scaled, sub, unflat
 from lazymeta.student import CurvatureStudent, LearnedRateStudent, ProximalStudent, Student
 from lazymeta.teacher import LazyTeacher, Leap, Metric
 
@@ -45,8 +45,9 @@ Entropy = Callable[[Params], Tensor]
 
 
 class Adapted(NamedTuple):
-    """A task model; for the lazy tie, the teacher's choice; for the implicit tie, ``vjp``: the
-    gradient with respect to θ of a function of φ, from its gradient with respect to φ."""
+    """A task model; for the lazy tie, the teacher's choice; ``vjp``, where the tie knows dφ/dθ without the
+    graph (every tie but the chain): the gradient with respect to θ of a function of φ, from its gradient
+    with respect to φ."""
 
     params: Params
     leap: Leap | None
@@ -93,7 +94,7 @@ class Detached:
     def adapt(self, theta, meta, student, teacher, train_loss, val_metric) -> Adapted:
         checkpoints = student.run(theta, train_loss, meta=meta)
         step = detach(sub(checkpoints[-1], theta))  # φ_k - θ as a constant: dφ/dθ = I
-        return Adapted({n: p + step[n] for n, p in theta.items()}, None)
+        return Adapted({n: p + step[n] for n, p in theta.items()}, None, list)  # vjp: the identity
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,8 @@ class LeapTie:
             raise ValueError("the leap tie needs a LazyTeacher")
         checkpoints = student.run(theta, train_loss, meta=meta)
         leap = teacher.choose(theta, checkpoints, val_metric)
-        return Adapted(teacher.leap(theta, checkpoints, leap), leap)
+        weight = teacher.theta_weight(leap.gamma)
+        return Adapted(teacher.leap(theta, checkpoints, leap), leap, lambda grads: scaled(grads, weight))
 
 
 @dataclass(frozen=True)
@@ -179,12 +181,18 @@ class GradientRule:
     reduction_weight: float = 0.0
 
     def contribution(self, theta, meta, adapted, val_metric, entropy) -> tuple[list[Tensor], tuple[Tensor, Tensor]]:
+        entropy_terms = bool(self.entropy_weight or self.reduction_weight)
+        if entropy_terms and entropy is None:
+            raise ValueError("the entropy terms need the task's prediction entropy (entropy=...)")
+        manual = getattr(val_metric, "value_and_gradient", None)
+        if manual is not None and adapted.vjp is not None and not entropy_terms:  # no graph at all
+            grads_phi, loss, accuracy = manual(detach(adapted.params))
+            return ([*adapted.vjp(grads_phi), *(torch.zeros_like(p) for p in meta.values())],
+                    (loss.detach(), accuracy.detach()))
         loss, accuracy = val_metric(adapted.params)
         objective = loss.sum()  # a batch of tasks: one loss each
         before = None
-        if self.entropy_weight or self.reduction_weight:
-            if entropy is None:
-                raise ValueError("the entropy terms need the task's prediction entropy (entropy=...)")
+        if entropy_terms:
             objective = objective + self.reduction_weight * entropy(adapted.params).sum()
             before = -(self.entropy_weight + self.reduction_weight) * entropy(theta).sum()
         wrt = [*theta.values(), *meta.values()]

@@ -24,7 +24,7 @@ from lazymeta.algorithms import Algorithm, Entropy, get_algorithm
 from lazymeta.batchnorm import BN_MODES, forward_with_support_statistics
 from lazymeta.params import Params, detach, functional, params_of, unflat
 from lazymeta.student import Student, TrainLoss
-from lazymeta.teacher import LazyTeacher, Leap, Metric
+from lazymeta.teacher import LazyTeacher, Leap, Metric, ValMetric
 
 # How a lazy learner picks its leap when the task's validation labels are unknown (test time).
 TEST_LEAPS = ("student", "mean", "holdout")
@@ -105,14 +105,14 @@ def _episode_losses(forward: Callable[[Params, Tensor], Tensor], ways: int
 
 
 def classification_losses(forward: Callable[[Params, Tensor], Tensor], ways: int, train_x: Tensor,
-                          train_y: Tensor, val_x: Tensor, val_y: Tensor) -> tuple[TrainLoss, Metric]:
-    """The student's training loss (with the model's own cross-entropy gradient, if it has one) and the
-    (loss, accuracy) metric of one task."""
+                          train_y: Tensor, val_x: Tensor, val_y: Tensor) -> tuple[TrainLoss, ValMetric]:
+    """The student's training loss and the (loss, accuracy) metric of one task; where the model has its own
+    cross-entropy gradient, each carries it (and the metric its graph-free forward pass)."""
     loss, metric = _episode_losses(forward, ways)
     manual = getattr(getattr(forward, "module", None), "cross_entropy_gradient", None)
-    gradient = manual and manual(train_x, train_y, ways)
+    gradient, val = (manual(train_x, train_y, ways), manual(val_x, val_y, ways)) if manual else (None, None)
     train = TrainLoss(lambda p: loss(p, train_x, train_y), gradient, gradient and gradient.layout)
-    return train, (lambda p: metric(p, val_x, val_y))
+    return train, ValMetric(lambda p: metric(p, val_x, val_y), val and val.scores, val and val.value_and_gradient)
 
 
 def batched_classification_losses(forward: Callable[[Params, Tensor], Tensor], ways: int, train_x: Tensor,

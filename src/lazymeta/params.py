@@ -61,6 +61,11 @@ def combine(params: Sequence[Params], weights: Tensor) -> Params:
             for name in params[0]}
 
 
+def scaled(tensors: Sequence[Tensor], weight: float | Tensor) -> list[Tensor]:
+    """Each tensor times ``weight``; a tensor ``weight`` of shape S scales tensors with leading dimensions S."""
+    return [_leading(weight, t) * t for t in tensors]
+
+
 def _leading(weight: float | Tensor, like: Tensor) -> float | Tensor:
     """``weight`` shaped to broadcast over ``like``'s leading dimensions."""
     if not isinstance(weight, Tensor):
@@ -79,9 +84,10 @@ def flat(params: Params) -> Tensor:
 
 
 def unflat(vector: Tensor, like: Params) -> Params:
-    """Inverse of :func:`flat`, shaped like ``like``."""
+    """Inverse of :func:`flat`, shaped like ``like``; views. Leading dimensions of ``vector`` (several
+    vectors) are kept in front of each shape."""
     out, offset = {}, 0
     for name, p in like.items():
-        out[name] = vector[offset:offset + p.numel()].view_as(p)
+        out[name] = vector[..., offset:offset + p.numel()].view(*vector.shape[:-1], *p.shape)
         offset += p.numel()
     return out

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.func import vmap
 
-from lazymeta.params import Params, combine, detach, lerp
+from lazymeta.params import Params, combine, detach, flat, lerp, unflat
 
 DEFAULT_GAMMAS = (0.75, 0.8, 0.85, 0.9, 0.95)
 SCORE_PRECISIONS = ("float32", "bfloat16")
@@ -28,6 +28,25 @@ READINGS = ("leap-rate", "literal")  # γ is the fraction of the way toward the 
 # metric(params) -> (loss, accuracy) on the task's validation data, for one parameter set; or, for a
 # batch of T tasks whose parameters carry a leading task dimension, two (T,) tensors.
 Metric = Callable[[Params], tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class ValMetric:
+    """A task's validation metric (a :data:`Metric`) with, where the model has them, the same (loss, accuracy)
+    from a forward pass without autograd (``scores(φ)``), used whenever autograd is off (the teacher's
+    candidates, Reptile's report), and ``value_and_gradient(φ)``: the loss's gradient with respect to φ (one
+    tensor per parameter, in φ's order), the loss and the accuracy, which first-order outer rules use instead
+    of autograd. Under ``vmap`` (parameters with a batch dimension) the plain metric runs."""
+
+    metric: Metric
+    scores: Metric | None = None
+    value_and_gradient: Callable[[Params], tuple[list[Tensor], Tensor, Tensor]] | None = None
+
+    def __call__(self, params: Params) -> tuple[Tensor, Tensor]:
+        if self.scores is not None and not torch.is_grad_enabled() \
+                and not torch._C._functorch.is_batchedtensor(next(iter(params.values()))):
+            return self.scores(params)
+        return self.metric(params)
 
 
 class Leap(NamedTuple):
@@ -108,20 +127,22 @@ class LazyTeacher:
         the checkpoints carry a leading task dimension and the metric scores every task)."""
         ref = next(iter(theta.values()))
         gammas, alphas = _grid_on(tuple(self.gammas), self.alpha_step, len(checkpoints), ref.device, ref.dtype)
-        theta = detach(theta)
-        stacked = {n: torch.stack([c[n].detach() for c in checkpoints]) for n in theta}
         chunk = self.chunk or (128 if ref.is_cuda else 1)
         scored = []
         low = torch.autocast(ref.device.type, torch.bfloat16, enabled=self.score_precision == "bfloat16")
+        with torch.no_grad():
+            # one vector each: the candidates are elementwise combinations, so one vector operation
+            # builds each instead of one per parameter
+            start, region = flat(theta), torch.stack([flat(c) for c in checkpoints])  # (P,), (b, P)
         with torch.no_grad(), low:
             for lo in range(0, len(gammas), chunk):
-                candidates = _candidate_params(theta, stacked, self.theta_weight(gammas[lo:lo + chunk]),
-                                               alphas[lo:lo + chunk])
+                candidates = _candidates(start, region, self.theta_weight(gammas[lo:lo + chunk]),
+                                         alphas[lo:lo + chunk])
                 if chunk == 1:
-                    loss, acc = metric({n: p[0] for n, p in candidates.items()})
+                    loss, acc = metric(unflat(candidates[0], theta))
                     scored.append((loss.unsqueeze(0), acc.unsqueeze(0)))
                 else:
-                    scored.append(vmap(metric)(candidates))
+                    scored.append(vmap(metric)(unflat(candidates, theta)))
         loss, acc = (torch.cat(parts) for parts in zip(*scored))  # (candidates, *S)
         best = self._best(loss, acc)
 
@@ -152,12 +173,8 @@ def _grid_on(gammas: tuple[float, ...], alpha_step: float, b: int, device: torch
     return tuple(t.to(device, dtype) for t in teacher.candidates(b))
 
 
-def _candidate_params(theta: Params, stacked: Params, weights: Tensor, alphas: Tensor) -> Params:
-    """Candidate parameter sets with a leading candidate dimension: w_c θ + (1-w_c) Σ_j α_cj φ_j, w_c the
-    weight of θ in candidate c (``stacked`` holds the checkpoints along its first dimension)."""
-    out = {}
-    for name, p in theta.items():
-        hull = torch.tensordot(alphas, stacked[name], dims=1)
-        w = weights.view(-1, *([1] * p.dim()))
-        out[name] = w * p + (1 - w) * hull
-    return out
+def _candidates(start: Tensor, region: Tensor, weights: Tensor, alphas: Tensor) -> Tensor:
+    """Candidate parameter vectors, one row each: w_c θ + (1-w_c) Σ_j α_cj φ_j, w_c the weight of θ in
+    candidate c (``region`` holds the checkpoints φ_j as rows)."""
+    w = weights[:, None]
+    return w * start + (1 - w) * (alphas @ region)

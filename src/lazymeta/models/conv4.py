@@ -1,8 +1,6 @@
 """Conv4, the standard few-shot backbone of MAML and Reptile."""
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor, nn
 
@@ -74,9 +72,9 @@ class Conv4(nn.Module):
         features = self.features(to_channels_last(x) if self.channels_last else x)
         return self.head(features.mean((2, 3)) if self.pool == "stride" else features.flatten(1))
 
-    def cross_entropy_gradient(self, x: Tensor, y: Tensor, ways: int
-                               ) -> Callable[[dict[str, Tensor]], list[Tensor]] | None:
-        """``φ -> ∇_φ cross_entropy(self(φ, x)[:, :ways], y)`` without autograd, or None where it does not
+    def cross_entropy_gradient(self, x: Tensor, y: Tensor, ways: int) -> Conv4Gradient | None:
+        """``φ -> ∇_φ cross_entropy(self(φ, x)[:, :ways], y)`` without autograd (with that loss and the
+        accuracy, :meth:`~Conv4Gradient.scores`), or None where it does not
         apply (``manual_gradient`` off, stride pooling, a subclass or edited blocks that compute another
         function, not a CPU, inside a torch.func transform, neither float32 nor float64)."""
         if not self.manual_gradient or not self._textbook_blocks() or x.device.type != "cpu" \

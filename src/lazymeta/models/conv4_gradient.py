@@ -12,6 +12,10 @@ channels-last memory across the student's steps (:meth:`Conv4Gradient.layout`), 
 them. The gradient is the same function as autograd's, equal to rounding (tested against autograd in float64
 and float32); the convolutions' biases, which batch norm cancels, are left out of the forward pass and get
 their exact gradient, 0.
+
+The same forward pass serves the task's validation data: without the backward pass it scores the teacher's
+candidates (:meth:`Conv4Gradient.scores`), with it it is the validation gradient of first-order outer
+passes (:meth:`Conv4Gradient.value_and_gradient`), neither building a graph.
 """
 from __future__ import annotations
 
@@ -47,7 +51,8 @@ def _weight_of_matrix(matrix: Tensor, like: Tensor) -> Tensor:
 
 
 class Conv4Gradient:
-    """``∇_φ`` of ``cross_entropy(Conv4(φ, x)[:, :ways], y)`` for any φ, for one batch ``(x, y)``.
+    """``∇_φ`` of ``cross_entropy(Conv4(φ, x)[:, :ways], y)`` for any φ, for one batch ``(x, y)``; and that
+    cross-entropy with the accuracy, from the same forward pass without the gradient (:meth:`scores`).
 
     Only for a max-pool Conv4 on a CPU; :meth:`~lazymeta.models.Conv4.cross_entropy_gradient` decides.
     """
@@ -55,6 +60,7 @@ class Conv4Gradient:
     def __init__(self, names: list[str], eps: float, x: Tensor, y: Tensor, ways: int):
         self.names, self.eps, self.x, self.y, self.ways = names, eps, x, y, ways
         self.cols: Tensor | None = None
+        self.cols_t: Tensor | None = None
 
     def _prepare(self) -> None:
         """What depends on the batch only, once: the first block's centred im2col columns and their covariance,
@@ -63,8 +69,6 @@ class Conv4Gradient:
         centred = cols - cols.mean(0)
         self.cov = centred.T @ centred / centred.shape[0]
         self.cols = centred
-        # the columns transposed and a row of ones: this @ dz gives (cols - mean)^T dz and dz's sums at once
-        self.cols_t = torch.cat([centred.T, centred.new_ones(1, centred.shape[0])]).contiguous()
         self.target = F.one_hot(self.y, self.ways).to(self.x.dtype) / len(self.y)
 
     def layout(self, params: Params) -> Params:
@@ -76,13 +80,35 @@ class Conv4Gradient:
     def __call__(self, params: Params) -> list[Tensor]:
         """The gradient, one tensor per parameter in ``params``' order."""
         with torch.no_grad():
-            if self.cols is None:
-                self._prepare()
-            grads = self._gradient(params)
-        return [grads[name] for name in params]
+            return self._gradient(params)[0]
 
-    def _gradient(self, p: Params) -> Params:
-        names, grads = self.names, {}
+    def value_and_gradient(self, params: Params) -> tuple[list[Tensor], Tensor, Tensor]:
+        """The gradient (in ``params``' order), the cross-entropy and the accuracy, from one forward pass."""
+        with torch.no_grad():
+            grads, logits = self._gradient(params)
+            return grads, *self._scores(logits)
+
+    def scores(self, params: Params) -> tuple[Tensor, Tensor]:
+        """The cross-entropy and the accuracy, from a forward pass without autograd (the first block's
+        product replaces its slow one-channel convolution and its batch norm)."""
+        with torch.no_grad():
+            return self._scores(self._forward(params, None))
+
+    def _scores(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        logits = logits[:, :self.ways]
+        return F.cross_entropy(logits, self.y), (logits.argmax(-1) == self.y).float().mean()
+
+    def _gradient(self, params: Params) -> tuple[list[Tensor], Tensor]:
+        saved: list[tuple] = []
+        logits = self._forward(params, saved)
+        grads = self._backward(params, logits, saved)
+        return [grads[name] for name in params], logits
+
+    def _forward(self, p: Params, saved: list[tuple] | None) -> Tensor:
+        """The logits; with ``saved``, what the backward pass needs is appended to it."""
+        if self.cols is None:
+            self._prepare()
+        names = self.names
         # block 1: convolution and batch norm as one product of the task's centred columns
         w1, gamma, beta = p[names[0]], p[names[2]], p[names[3]]
         wmat = _weight_matrix(w1)
@@ -94,7 +120,8 @@ class Conv4Gradient:
         z = z.view(n, h, w, -1).permute(0, 3, 1, 2)                         # channels-last (N, C, H, W)
         pooled, index = _max_pool(z, [2, 2], [2, 2])
         a = pooled.relu()
-        saved = [(z, index, a)]
+        if saved is not None:
+            saved.append((wmat, w_cov, invstd, scale, z, index, a))
         # blocks 2-4; batch norm cancels the convolution's bias, which is left out (its gradient is 0)
         for i in range(1, 4):
             wi, gi, betai = p[names[4 * i]], p[names[4 * i + 2]], p[names[4 * i + 3]]
@@ -103,11 +130,15 @@ class Conv4Gradient:
             zi, mean, inv = _batch_norm(conv, gi, betai, None, None, True, 0.0, self.eps)
             pooled, index = _max_pool(zi, [2, 2], [2, 2])
             a_in, a = a, pooled.relu()
-            saved.append((a_in, wi, conv, mean, inv, zi, index, a))
-        # head and cross-entropy over the first `ways` logits
-        wh, bh = p[names[16]], p[names[17]]
+            if saved is not None:
+                saved.append((a_in, wi, conv, mean, inv, zi, index, a))
+        return torch.addmm(p[names[17]], a.flatten(1), p[names[16]].T)
+
+    def _backward(self, p: Params, logits: Tensor, saved: list[tuple]) -> Params:
+        names, grads = self.names, {}
+        # the head and cross-entropy over the first `ways` logits
+        wh, a = p[names[16]], saved[-1][-1]
         features = a.flatten(1)
-        logits = torch.addmm(bh, features, wh.T)
         d_logits = logits[:, :self.ways].softmax(1).div_(len(self.y)).sub_(self.target)
         if logits.shape[1] > self.ways:  # a head wider than the task's ways: the rest get no gradient
             d_logits = F.pad(d_logits, (0, logits.shape[1] - self.ways))
@@ -121,13 +152,17 @@ class Conv4Gradient:
                 d_z, conv, p[names[4 * i + 2]], None, None, mean, inv, True, self.eps, [True, True, True])
             d_a, grads[names[4 * i]], _ = _convolution_backward(
                 d_conv, a_in, wi, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, False])
-        z, index, a_out = saved[0]
+        wmat, w_cov, invstd, scale, z, index, a_out = saved[0]
+        if self.cols_t is None:
+            # the columns transposed and a row of ones: this @ dz gives (cols - mean)^T dz and dz's sums at once
+            self.cols_t = torch.cat([self.cols.T, self.cols.new_ones(1, self.cols.shape[0])]).contiguous()
         d_pooled = _relu_backward(d_a, a_out, 0)
         d_z = _max_pool_backward(d_pooled, z, [2, 2], [2, 2], [0, 0], [1, 1], False, index)
         moments = self.cols_t @ d_z.permute(0, 2, 3, 1).reshape(-1, d_z.shape[1])  # [(cols - mean)^T dz ; sum dz]
         t, d_beta = moments[:-1].T, moments[-1]
         d_gamma = invstd * (t * wmat).sum(1)
-        grads[names[0]] = _weight_of_matrix(scale[:, None] * (t - (d_gamma * invstd)[:, None] * w_cov), w1)
+        grads[names[0]] = _weight_of_matrix(scale[:, None] * (t - (d_gamma * invstd)[:, None] * w_cov),
+                                             p[names[0]])
         grads[names[2]], grads[names[3]] = d_gamma, d_beta
         for i in range(4):  # the convolutions' biases, which batch norm cancels
             grads[names[4 * i + 1]] = torch.zeros_like(p[names[4 * i + 1]])
