@@ -85,6 +85,36 @@ def test_tasks_in_threads_give_the_sequential_update(algorithm):
         MetaLearner(Tiny(), algorithm, Student(steps=1, lr=0.1), task_threads=0)
 
 
+class Shifted(Tiny):
+    """A model whose forward pass reads a buffer: the task threads' copies must see its current value."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(4))
+
+    def forward(self, x):
+        return super().forward(x + self.shift)
+
+
+def test_the_task_threads_last_across_meta_steps_and_see_the_models_current_buffers():
+    def trained(threads):
+        torch.manual_seed(0)
+        model = Shifted().double()
+        learner = MetaLearner(model, "fomaml", Student(steps=3, lr=0.3), task_threads=threads,
+                              meta_optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+        pools = []
+        for i in range(3):
+            model.shift.fill_(0.5 * i)  # changed between meta-steps, after the threads copied the model
+            learner.meta_step([Task(*tiny_task(30 + i + j)) for j in range(4)])
+            pools.append(learner._task_pool() if threads > 1 else None)
+        return P.clone(P.params_of(model)), pools
+
+    (sequential, _), (threaded, pools) = trained(1), trained(2)
+    for n in sequential:
+        torch.testing.assert_close(threaded[n], sequential[n], rtol=1e-12, atol=1e-12)
+    assert pools[0] is pools[1] is pools[2]  # started once, not per meta-step
+
+
 def conv_task(seed: int, ways: int = 3, shots: int = 2, queries: int = 2, size: int = 16) -> Task:
     g = torch.Generator().manual_seed(seed)
     train_x = torch.randn(ways * shots, 1, size, size, generator=g, dtype=torch.float64)

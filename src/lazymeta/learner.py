@@ -9,6 +9,7 @@ import contextlib
 import copy
 import dataclasses
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -320,16 +321,19 @@ class MetaLearner:
         if workers == 1 or self.device.type != "cpu":
             yield from (self._task_update(theta, task) for task in tasks)  # one task's gradients alive at a time
             return
-        # functional_call swaps parameters into the module it calls, so each thread calls its own copy
-        # (made now, so that buffers are current); θ itself is shared and only read.
-        local = threading.local()
+        pool = self._task_pool()
+        with _one_op_thread():
+            yield from pool.executor.map(lambda task: self._task_update(theta, task, pool.forward()), tasks)
 
-        def start() -> None:
-            torch.set_num_threads(1)  # OpenMP's thread count is per calling thread
-            local.forward = functional(copy.deepcopy(self.model))
-
-        with _one_op_thread(), ThreadPoolExecutor(workers, initializer=start) as pool:
-            yield from pool.map(lambda task: self._task_update(theta, task, local.forward), tasks)
+    def _task_pool(self) -> _TaskPool:
+        """The task threads, started once per model and thread count: starting them and copying the model
+        per meta-step costs a noticeable share of a small task's meta-step."""
+        pool = _TASK_POOLS.get(self)
+        if pool is None or pool.model is not self.model or pool.workers != self.task_threads:
+            if pool is not None:
+                pool.executor.shutdown()
+            pool = _TASK_POOLS[self] = _TaskPool(self.model, self.task_threads)
+        return pool
 
     def _gamma_grid(self, like: Tensor) -> Tensor:
         """The teacher's γ values, as the leaps report them (same dtype and device), for counting choices."""
@@ -412,6 +416,34 @@ class MetaLearner:
         self.leap_ema.copy_(state["leap_ema"])
         self.leap_count = int(state["leap_count"])
         self.gamma_counts.copy_(state["gamma_counts"])
+
+
+class _TaskPool:
+    """Threads of one op thread each, every one with its own copy of the model: functional_call swaps
+    parameters into the module it calls. θ itself is shared and only read; the copies' buffers are brought up
+    to date before each task."""
+
+    def __init__(self, model: nn.Module, workers: int):
+        self.model, self.workers, self.local = model, workers, threading.local()
+        # the threads hold the model and their copies, not this pool: when the learner goes, so do they
+        self.executor = ThreadPoolExecutor(workers, initializer=_start_task_thread, initargs=(model, self.local))
+
+    def forward(self) -> Callable[[Params, Tensor], Tensor]:
+        """This thread's copy of the model as a function, its buffers the model's."""
+        with torch.no_grad():
+            for mine, current in zip(self.local.model.buffers(), self.model.buffers()):
+                mine.copy_(current)
+        return self.local.forward
+
+
+def _start_task_thread(model: nn.Module, local: threading.local) -> None:
+    torch.set_num_threads(1)  # OpenMP's thread count is per calling thread
+    local.model = copy.deepcopy(model)
+    local.forward = functional(local.model)
+
+
+# a learner's task threads, ended with it (not an attribute: a learner stays copyable)
+_TASK_POOLS: weakref.WeakKeyDictionary[MetaLearner, _TaskPool] = weakref.WeakKeyDictionary()
 
 
 def _shape_mismatch(tasks: Sequence[Task]) -> str:
