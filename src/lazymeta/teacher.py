@@ -130,11 +130,10 @@ class LazyTeacher:
         chunk = self.chunk or (128 if ref.is_cuda else 1)
         scored = []
         low = torch.autocast(ref.device.type, torch.bfloat16, enabled=self.score_precision == "bfloat16")
-        with torch.no_grad():
+        with torch.no_grad(), low:
             # one vector each: the candidates are elementwise combinations, so one vector operation
             # builds each instead of one per parameter
             start, region = flat(theta), torch.stack([flat(c) for c in checkpoints])  # (P,), (b, P)
-        with torch.no_grad(), low:
             for lo in range(0, len(gammas), chunk):
                 candidates = _candidates(start, region, self.theta_weight(gammas[lo:lo + chunk]),
                                          alphas[lo:lo + chunk])
