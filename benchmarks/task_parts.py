@@ -1,6 +1,8 @@
-"""Where a first-order meta-learner's task goes on a CPU: the student's k steps, the teacher's choice of the
-leap (lazy algorithms) and the outer pass, with Conv4's hand-written gradient and graph-free scoring against
-autograd (``manual_gradient=False``), for the shapes the cpu-scale reproductions run.
+"""Where a meta-learner's task goes on a CPU: the student's k steps, the teacher's choice of the leap (lazy
+algorithms) and the outer pass, with Conv4's hand-written derivatives (gradient, graph-free scoring,
+Hessian-vector products) against autograd (``manual_gradient=False``), for the shapes the cpu-scale
+reproductions run. A second-order student (MAML, Meta-SGD, TAML, Meta-Curvature) builds its graph; its outer
+pass walks it back.
 
 The default workload is Table 3's and the leap-reading entry's Omniglot 5-way 1-shot at cpu scale: Conv4
 with 16 filters on 28x28 images, k = 10, D_val 1 image per class; the horizon entry's is ``--ways 20 --shots
@@ -10,12 +12,14 @@ table gives medians over every timed task, and a meta-step of 2 tasks in turn.
 
     OMP_NUM_THREADS=1 python benchmarks/task_parts.py --algorithm lazy-maml
     OMP_NUM_THREADS=1 python benchmarks/task_parts.py --algorithm lazy-maml --ways 20 --shots 5 --k 20
+    OMP_NUM_THREADS=1 python benchmarks/task_parts.py --algorithm maml
 
 Check `uptime` first: other processes on the cores inflate every row.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 
@@ -31,23 +35,24 @@ PARTS = ("student", "teacher", "outer pass", "task")
 
 
 def timed_task(learner: MetaLearner, task: Task) -> dict[str, float]:
-    """One task's parts in ms; the teacher's is the tie's time less a student run's."""
-    theta, algorithm = params_of(learner.model), learner.algorithm
+    """One task's parts in ms; the teacher's is the tie's time less a student run's (lazy algorithms only).
+    A second-order student builds its graph, which the outer pass then walks back."""
+    theta, algorithm, meta = params_of(learner.model), learner.algorithm, learner.meta
     losses = learner.objective.losses(learner.forward, task)
     t0 = time.perf_counter()
-    learner.student.run(theta, losses.train)
+    learner.student.run(theta, losses.train, create_graph=algorithm.second_order, meta=meta)
     t1 = time.perf_counter()
-    adapted = algorithm.adapt(theta, learner.student, learner.teacher, losses.train, losses.metric)
+    adapted = algorithm.adapt(theta, learner.student, learner.teacher, losses.train, losses.metric, meta)
     t2 = time.perf_counter()
-    algorithm.meta_gradient(theta, adapted, losses.metric, None, losses.entropy)
+    algorithm.meta_gradient(theta, adapted, losses.metric, meta, losses.entropy)
     t3 = time.perf_counter()
-    return {"student": (t1 - t0) * 1e3, "teacher": max(0.0, (t2 - t1) - (t1 - t0)) * 1e3,
-            "outer pass": (t3 - t2) * 1e3, "task": (t3 - t1) * 1e3}
+    teacher = max(0.0, (t2 - t1) - (t1 - t0)) * 1e3 if algorithm.lazy else float("nan")
+    return {"student": (t1 - t0) * 1e3, "teacher": teacher, "outer pass": (t3 - t2) * 1e3, "task": (t3 - t1) * 1e3}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--algorithm", default="lazy-maml", help="a first-order algorithm (lazy-maml, fomaml, ...)")
+    p.add_argument("--algorithm", default="lazy-maml", help="lazy-maml, fomaml, maml, meta-sgd, imaml, ...")
     p.add_argument("--ways", type=int, default=5)
     p.add_argument("--shots", type=int, default=1)
     p.add_argument("--val-shots", type=int, default=1, help="D_val images per class")
@@ -85,7 +90,8 @@ def main() -> None:
     print("| setup | " + " | ".join((*PARTS, "2 tasks")) + " |")
     print("|---|" + "---:|" * (len(PARTS) + 1))
     for name, parts in times.items():
-        print(f"| {name} | " + " | ".join(f"{statistics.median(v):.2f}" for v in parts.values()) + " |")
+        print(f"| {name} | " + " | ".join("" if math.isnan(v[0]) else f"{statistics.median(v):.2f}"
+                                          for v in parts.values()) + " |")
 
 
 if __name__ == "__main__":

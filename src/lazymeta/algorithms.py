@@ -140,17 +140,25 @@ class Implicit:
 
         def vjp(grads: Sequence[Tensor]) -> list[Tensor]:
             with torch.enable_grad():
-                first = torch.autograd.grad(train_loss(phi), list(phi.values()), create_graph=True)
+                hessian = _hessian_at(train_loss, phi)
 
                 def system(v: Tensor) -> Tensor:  # (I + (H + δI)/λ) v
-                    hv = torch.autograd.grad(first, list(phi.values()), list(unflat(v, phi).values()),
-                                             retain_graph=True)
-                    return v + (flat(dict(zip(phi, hv))) + damping * v) / lam
+                    return v + (flat(dict(zip(phi, hessian(list(unflat(v, phi).values()))))) + damping * v) / lam
 
                 solution = conjugate_gradient(system, flat(dict(zip(phi, grads))).detach(), self.cg_steps)
             return [g.detach() for g in unflat(solution, phi).values()]
 
         return Adapted(phi, None, vjp)
+
+
+def _hessian_at(train_loss: Callable[[Params], Tensor], phi: Params) -> Callable[[Sequence[Tensor]], list[Tensor]]:
+    """``v -> H(φ) v`` of the training loss: the model's own product where the loss carries one
+    (:class:`~lazymeta.student.TrainLoss`), else autograd's double backward."""
+    own = getattr(train_loss, "hessian", None)
+    if own is not None:
+        return own(detach(phi))
+    first = torch.autograd.grad(train_loss(phi), list(phi.values()), create_graph=True)
+    return lambda v: list(torch.autograd.grad(first, list(phi.values()), list(v), retain_graph=True))
 
 
 def conjugate_gradient(system: Callable[[Tensor], Tensor], b: Tensor, steps: int) -> Tensor:
@@ -185,10 +193,15 @@ class GradientRule:
         if entropy_terms and entropy is None:
             raise ValueError("the entropy terms need the task's prediction entropy (entropy=...)")
         manual = getattr(val_metric, "value_and_gradient", None)
-        if manual is not None and adapted.vjp is not None and not entropy_terms:  # no graph at all
+        if manual is not None and not entropy_terms:  # ∇_φ L_val without a graph of the validation pass
             grads_phi, loss, accuracy = manual(detach(adapted.params))
-            return ([*adapted.vjp(grads_phi), *(torch.zeros_like(p) for p in meta.values())],
-                    (loss.detach(), accuracy.detach()))
+            if adapted.vjp is not None:  # nor of the tie
+                grads = [*adapted.vjp(grads_phi), *(torch.zeros_like(p) for p in meta.values())]
+            else:  # back through the student's graph (the chain)
+                wrt = [*theta.values(), *meta.values()]
+                grads = [torch.zeros_like(p) if g is None else g for p, g in zip(wrt, torch.autograd.grad(
+                    list(adapted.params.values()), wrt, grads_phi, allow_unused=True))]
+            return grads, (loss.detach(), accuracy.detach())
         loss, accuracy = val_metric(adapted.params)
         objective = loss.sum()  # a batch of tasks: one loss each
         before = None

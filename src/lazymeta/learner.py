@@ -112,7 +112,8 @@ def classification_losses(forward: Callable[[Params, Tensor], Tensor], ways: int
     loss, metric = _episode_losses(forward, ways)
     manual = getattr(getattr(forward, "module", None), "cross_entropy_gradient", None)
     gradient, val = (manual(train_x, train_y, ways), manual(val_x, val_y, ways)) if manual else (None, None)
-    train = TrainLoss(lambda p: loss(p, train_x, train_y), gradient, gradient and gradient.layout)
+    train = TrainLoss(lambda p: loss(p, train_x, train_y), gradient, gradient and gradient.layout,
+                      gradient and gradient.differentiable, gradient and gradient.hessian_at)
     return train, ValMetric(lambda p: metric(p, val_x, val_y), val and val.scores, val and val.value_and_gradient)
 
 
@@ -162,7 +163,8 @@ class MetaLearner:
     Args:
         model: the backbone; for classification its head size is the largest number of ways it can
             adapt to. A model with a ``channels_last`` attribute (Conv4) gets the layout that is faster
-            for the algorithm: NHWC for first-order inner loops, NCHW for second-order ones.
+            for the algorithm: NCHW where autograd's double backward runs through it (second order
+            without the model's hand-written derivatives), else NHWC.
         algorithm: a name of :data:`~lazymeta.algorithms.ALGORITHMS` (``lazy-maml``, ``maml``, ``imaml``,
             ...) or an Algorithm.
         student: the inner loop used in meta-training (an algorithm with its own inner rule, Meta-SGD's
@@ -205,7 +207,7 @@ class MetaLearner:
         self.model, self.task_threads, self.batch_tasks, self.clip = model, task_threads, batch_tasks, clip
         self.algorithm = get_algorithm(algorithm) if isinstance(algorithm, str) else algorithm
         if hasattr(model, "channels_last"):  # a model with a layout option (Conv4): the faster one for this tie
-            model.channels_last = not self.algorithm.second_order
+            model.channels_last = not self.algorithm.second_order or bool(getattr(model, "hand_written", False))
         if self.algorithm.lazy and teacher is None:
             teacher = LazyTeacher()
         if test_leap not in TEST_LEAPS:

@@ -22,15 +22,23 @@ from lazymeta.params import Params, detach
 
 @dataclass(frozen=True)
 class TrainLoss:
-    """A task's training loss as a function of the parameters, with, where the model has one, its exact
-    gradient by other means than autograd (``gradient(φ)``: one tensor per parameter, in φ's order), which
-    graph-free students use instead of building a graph per step. ``layout(φ)``, where given, is φ with the
-    same values in the memory layout that gradient runs fastest on; a student applies it once to its start
-    point, and its steps keep that layout."""
+    """A task's training loss as a function of the parameters, with, where the model has them, its exact
+    derivatives by other means than autograd, one tensor per parameter in φ's order:
+
+    - ``gradient(φ)``, which graph-free students use instead of building a graph per step;
+    - ``differentiable(φ)``, the same gradient as an autograd node whose backward pass is the
+      Hessian-vector product: second-order students step with it instead of differentiating autograd's
+      backward pass;
+    - ``hessian(φ)``, the product ``v -> H(φ) v`` at one point (iMAML's conjugate gradients).
+
+    ``layout(φ)``, where given, is φ with the same values in the memory layout those run fastest on; a
+    student applies it once to its start point, and its steps keep that layout."""
 
     loss: Callable[[Params], Tensor]
     gradient: Callable[[Params], list[Tensor]] | None = None
     layout: Callable[[Params], Params] | None = None
+    differentiable: Callable[[Params], list[Tensor]] | None = None
+    hessian: Callable[[Params], Callable[[Sequence[Tensor]], list[Tensor]]] | None = None
 
     def __call__(self, params: Params) -> Tensor:
         return self.loss(params)
@@ -59,10 +67,11 @@ class Student:
             meta: Params | None = None) -> list[Params]:
         """Run the inner loop on ``loss_fn`` (the task's training loss as a function of the parameters);
         ``create_graph`` keeps every step differentiable in the start point (second-order MAML) and in
-        ``meta``, the rule's own meta-parameters (learned rates, curvature), if it has any. Without it, a
-        :class:`TrainLoss` with a ``gradient`` is stepped with that gradient, not with autograd."""
+        ``meta``, the rule's own meta-parameters (learned rates, curvature), if it has any. A
+        :class:`TrainLoss` with a ``gradient`` (``differentiable`` with ``create_graph``) is stepped with
+        it, not with autograd's."""
         phi = start if create_graph else detach(start)
-        gradient = None if create_graph else getattr(loss_fn, "gradient", None)
+        gradient = getattr(loss_fn, "differentiable" if create_graph else "gradient", None)
         layout = getattr(loss_fn, "layout", None)
         if gradient is not None and layout is not None and self.steps:
             phi = layout(phi)
@@ -90,10 +99,10 @@ class Student:
 
     def update(self, phi: Params, grads: Sequence[Tensor], t: int, state: dict, create_graph: bool) -> Params:
         """Step t (from 1) of the rule."""
-        if create_graph:
-            return {n: p - self.lr * g for (n, p), g in zip(phi.items(), grads)}
-        with torch.no_grad():  # one foreach op for all parameters, not two per parameter: fewer GPU launches
-            return dict(zip(phi, torch._foreach_add(list(phi.values()), grads, alpha=-self.lr)))
+        # one foreach op for all parameters, not two per parameter: fewer GPU launches and Python calls;
+        # differentiable where the graph is kept
+        with torch.set_grad_enabled(create_graph):
+            return dict(zip(phi, torch._foreach_add(list(phi.values()), list(grads), alpha=-self.lr)))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lazymeta.models.conv4_gradient import Conv4Gradient
+from lazymeta.models.conv4_hessian import Conv4SecondOrder
 
 
 POOLS = ("max", "stride")
@@ -44,11 +44,13 @@ class Conv4(nn.Module):
     ``pool="stride"``: MAML's Omniglot variant, stride-2 convolutions and the features averaged over
     space before the head.
     ``channels_last``: run the activations in NHWC on a CPU. It speeds first-order inner loops (every
-    layer gets its vectorised NHWC kernel) but slows the double backward of second-order MAML (3-12 %
-    here), so :class:`~lazymeta.learner.MetaLearner` sets it for the algorithm it runs.
-    ``manual_gradient``: let graph-free students take the cross-entropy gradient from
-    :class:`~lazymeta.models.conv4_gradient.Conv4Gradient` (CPU, max-pool) instead of autograd: the same
-    gradient, faster on the small batches of few-shot tasks.
+    layer gets its vectorised NHWC kernel) but slows autograd's double backward of second-order MAML (3-12 %
+    here), so :class:`~lazymeta.learner.MetaLearner` sets it for the algorithm it runs (NHWC where the
+    hand-written derivatives spare the module that double backward).
+    ``manual_gradient``: let students take the cross-entropy gradient from
+    :class:`~lazymeta.models.conv4_gradient.Conv4Gradient` (CPU, max-pool) instead of autograd, and
+    second-order ones its Hessian-vector products (:mod:`~lazymeta.models.conv4_hessian`): the same
+    derivatives, faster on the small batches of few-shot tasks.
     """
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, ways: int = 5, hidden: int = 64,
@@ -72,15 +74,22 @@ class Conv4(nn.Module):
         features = self.features(to_channels_last(x) if self.channels_last else x)
         return self.head(features.mean((2, 3)) if self.pool == "stride" else features.flatten(1))
 
-    def cross_entropy_gradient(self, x: Tensor, y: Tensor, ways: int) -> Conv4Gradient | None:
+    def cross_entropy_gradient(self, x: Tensor, y: Tensor, ways: int) -> Conv4SecondOrder | None:
         """``φ -> ∇_φ cross_entropy(self(φ, x)[:, :ways], y)`` without autograd (with that loss and the
-        accuracy, :meth:`~Conv4Gradient.scores`), or None where it does not
+        accuracy, :meth:`~lazymeta.models.conv4_gradient.Conv4Gradient.scores`, and its Hessian-vector
+        products, :class:`~lazymeta.models.conv4_hessian.Conv4SecondOrder`), or None where it does not
         apply (``manual_gradient`` off, stride pooling, a subclass or edited blocks that compute another
         function, not a CPU, inside a torch.func transform, neither float32 nor float64)."""
-        if not self.manual_gradient or not self._textbook_blocks() or x.device.type != "cpu" \
+        if not self.hand_written or x.device.type != "cpu" \
                 or torch._C._functorch.is_batchedtensor(x) or x.dtype not in (torch.float32, torch.float64):
             return None
-        return Conv4Gradient([name for name, _ in self.named_parameters()], self.features[0][1].eps, x, y, ways)
+        return Conv4SecondOrder([name for name, _ in self.named_parameters()], self.features[0][1].eps, x, y, ways)
+
+    @property
+    def hand_written(self) -> bool:
+        """Whether students on a CPU take this network's derivatives from
+        :meth:`cross_entropy_gradient` rather than from autograd."""
+        return self.manual_gradient and self._textbook_blocks()
 
     def _textbook_blocks(self) -> bool:
         """Whether this network is the function :class:`Conv4Gradient` differentiates: Conv4's own forward

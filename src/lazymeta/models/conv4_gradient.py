@@ -30,6 +30,14 @@ _convolution, _convolution_backward = _aten.convolution.default, _aten.convoluti
 _batch_norm, _batch_norm_backward = _aten.native_batch_norm.default, _aten.native_batch_norm_backward.default
 _max_pool, _max_pool_backward = _aten.max_pool2d_with_indices.default, _aten.max_pool2d_with_indices_backward.default
 _relu_backward = _aten.threshold_backward.default
+_CONV = ([1, 1], [1, 1], [1, 1], False, [0, 0], 1)  # stride, padding, dilation, transposed, output padding, groups
+_POOL = ([2, 2], [2, 2], [0, 0], [1, 1], False)      # kernel, stride, padding, dilation, ceil mode
+
+
+def _back_through_relu_and_pool(d_a: Tensor, a: Tensor, z: Tensor, index: Tensor) -> Tensor:
+    """A block's output gradient (or tangent) ``d_a`` taken back through its ReLU (output ``a``) and its
+    max-pool (input ``z``, maxima at ``index``)."""
+    return _max_pool_backward(_relu_backward(d_a, a, 0), z, *_POOL, index)
 
 
 def _im2col(nhwc: Tensor) -> Tensor:
@@ -118,7 +126,7 @@ class Conv4Gradient:
         n, _, h, w = self.x.shape
         z = torch.addmm(beta, self.cols, (wmat * scale[:, None]).T)
         z = z.view(n, h, w, -1).permute(0, 3, 1, 2)                         # channels-last (N, C, H, W)
-        pooled, index = _max_pool(z, [2, 2], [2, 2])
+        pooled, index = _max_pool(z, *_POOL[:2])
         a = pooled.relu()
         if saved is not None:
             saved.append((wmat, w_cov, invstd, scale, z, index, a))
@@ -126,41 +134,47 @@ class Conv4Gradient:
         for i in range(1, 4):
             wi, gi, betai = p[names[4 * i]], p[names[4 * i + 2]], p[names[4 * i + 3]]
             wi = wi.contiguous(memory_format=torch.channels_last)  # a no-op on weights that `layout` placed
-            conv = _convolution(a, wi, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+            conv = _convolution(a, wi, None, *_CONV)
             zi, mean, inv = _batch_norm(conv, gi, betai, None, None, True, 0.0, self.eps)
-            pooled, index = _max_pool(zi, [2, 2], [2, 2])
+            pooled, index = _max_pool(zi, *_POOL[:2])
             a_in, a = a, pooled.relu()
             if saved is not None:
                 saved.append((a_in, wi, conv, mean, inv, zi, index, a))
         return torch.addmm(p[names[17]], a.flatten(1), p[names[16]].T)
 
-    def _backward(self, p: Params, logits: Tensor, saved: list[tuple]) -> Params:
+    def _backward(self, p: Params, logits: Tensor, saved: list[tuple], record: dict | None = None) -> Params:
+        """The gradient; with ``record``, what the Hessian-vector product needs is stored in it."""
         names, grads = self.names, {}
         # the head and cross-entropy over the first `ways` logits
         wh, a = p[names[16]], saved[-1][-1]
         features = a.flatten(1)
-        d_logits = logits[:, :self.ways].softmax(1).div_(len(self.y)).sub_(self.target)
+        probs = logits[:, :self.ways].softmax(1)
+        d_logits = (probs.div_(len(self.y)) if record is None else probs / len(self.y)).sub_(self.target)
         if logits.shape[1] > self.ways:  # a head wider than the task's ways: the rest get no gradient
             d_logits = F.pad(d_logits, (0, logits.shape[1] - self.ways))
+        if record is not None:
+            record.update(probs=probs, d_logits=d_logits, blocks={})
         grads[names[16]], grads[names[17]] = d_logits.T @ features, d_logits.sum(0)
         d_a = (d_logits @ wh).view(a.shape)
         for i in range(3, 0, -1):
             a_in, wi, conv, mean, inv, zi, index, a_out = saved[i]
-            d_pooled = _relu_backward(d_a, a_out, 0)
-            d_z = _max_pool_backward(d_pooled, zi, [2, 2], [2, 2], [0, 0], [1, 1], False, index)
+            d_z = _back_through_relu_and_pool(d_a, a_out, zi, index)
             d_conv, grads[names[4 * i + 2]], grads[names[4 * i + 3]] = _batch_norm_backward(
                 d_z, conv, p[names[4 * i + 2]], None, None, mean, inv, True, self.eps, [True, True, True])
+            if record is not None:  # mean(d_z x̂), not d_γ itself: the record holds no tensor the caller gets
+                record["blocks"][i] = d_z, d_conv, grads[names[4 * i + 2]] / (d_z.numel() // d_z.shape[1])
             d_a, grads[names[4 * i]], _ = _convolution_backward(
-                d_conv, a_in, wi, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, False])
+                d_conv, a_in, wi, None, *_CONV, [True, True, False])
         wmat, w_cov, invstd, scale, z, index, a_out = saved[0]
         if self.cols_t is None:
             # the columns transposed and a row of ones: this @ dz gives (cols - mean)^T dz and dz's sums at once
             self.cols_t = torch.cat([self.cols.T, self.cols.new_ones(1, self.cols.shape[0])]).contiguous()
-        d_pooled = _relu_backward(d_a, a_out, 0)
-        d_z = _max_pool_backward(d_pooled, z, [2, 2], [2, 2], [0, 0], [1, 1], False, index)
+        d_z = _back_through_relu_and_pool(d_a, a_out, z, index)
         moments = self.cols_t @ d_z.permute(0, 2, 3, 1).reshape(-1, d_z.shape[1])  # [(cols - mean)^T dz ; sum dz]
         t, d_beta = moments[:-1].T, moments[-1]
         d_gamma = invstd * (t * wmat).sum(1)
+        if record is not None:
+            record["block1"] = t, d_gamma * invstd
         grads[names[0]] = _weight_of_matrix(scale[:, None] * (t - (d_gamma * invstd)[:, None] * w_cov),
                                              p[names[0]])
         grads[names[2]], grads[names[3]] = d_gamma, d_beta
