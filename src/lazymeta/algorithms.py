@@ -192,32 +192,34 @@ class GradientRule:
         entropy_terms = bool(self.entropy_weight or self.reduction_weight)
         if entropy_terms and entropy is None:
             raise ValueError("the entropy terms need the task's prediction entropy (entropy=...)")
+        wrt = [*theta.values(), *meta.values()]
         manual = getattr(val_metric, "value_and_gradient", None)
         if manual is not None and not entropy_terms:  # ∇_φ L_val without a graph of the validation pass
             grads_phi, loss, accuracy = manual(detach(adapted.params))
             if adapted.vjp is not None:  # nor of the tie
-                grads = [*adapted.vjp(grads_phi), *(torch.zeros_like(p) for p in meta.values())]
+                grads = [*adapted.vjp(grads_phi), *[None] * len(meta)]
             else:  # back through the student's graph (the chain)
-                wrt = [*theta.values(), *meta.values()]
-                grads = [torch.zeros_like(p) if g is None else g for p, g in zip(wrt, torch.autograd.grad(
-                    list(adapted.params.values()), wrt, grads_phi, allow_unused=True))]
-            return grads, (loss.detach(), accuracy.detach())
+                grads = list(torch.autograd.grad(list(adapted.params.values()), wrt, grads_phi, allow_unused=True))
+        else:
+            grads, loss, accuracy = self._by_autograd(theta, meta, adapted, val_metric, entropy, wrt)
+        return [torch.zeros_like(p) if g is None else g for p, g in zip(wrt, grads)], (loss.detach(), accuracy.detach())
+
+    def _by_autograd(self, theta, meta, adapted, val_metric, entropy, wrt) -> tuple[list[Tensor | None], Tensor, Tensor]:
+        """The gradients (None where a meta-parameter gets none), the loss and the accuracy, with the
+        validation pass (and the entropy terms) in autograd."""
         loss, accuracy = val_metric(adapted.params)
         objective = loss.sum()  # a batch of tasks: one loss each
         before = None
-        if entropy_terms:
+        if self.entropy_weight or self.reduction_weight:
             objective = objective + self.reduction_weight * entropy(adapted.params).sum()
             before = -(self.entropy_weight + self.reduction_weight) * entropy(theta).sum()
-        wrt = [*theta.values(), *meta.values()]
         if adapted.vjp is None:
             total = objective if before is None else objective + before
-            grads = list(torch.autograd.grad(total, wrt, allow_unused=bool(meta)))
-        else:
-            grads = adapted.vjp(torch.autograd.grad(objective, list(adapted.params.values())))
-            grads += [None] * len(meta)
-            if before is not None:
-                grads = [g + d for g, d in zip(grads, torch.autograd.grad(before, list(theta.values())))]
-        return [torch.zeros_like(p) if g is None else g for p, g in zip(wrt, grads)], (loss.detach(), accuracy.detach())
+            return list(torch.autograd.grad(total, wrt, allow_unused=bool(meta))), loss, accuracy
+        grads = adapted.vjp(torch.autograd.grad(objective, list(adapted.params.values())))
+        if before is not None:
+            grads = [g + d for g, d in zip(grads, torch.autograd.grad(before, list(theta.values())))]
+        return [*grads, *[None] * len(meta)], loss, accuracy
 
 
 @dataclass(frozen=True)
